@@ -1,0 +1,1 @@
+"""Report notebooks, shipped inside the wheel as ``evilent_nb.notebooks``."""
