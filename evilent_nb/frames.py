@@ -18,13 +18,16 @@ __all__ = ["SCHEMAS", "UTC_TS", "snake", "typed_frame"]
 UTC_TS = "datetime64[ns, UTC]"
 
 SCHEMAS: dict[str, dict[str, str]] = {
-    # metrics.metric_data: plus one string column per dimension (snake_case), after `stat`.
+    # metrics.metric_data: plus one string column per dimension (snake_case, e.g.
+    # function_name, api_name, db_instance_identifier) after these. `resource` is the value
+    # of the query's first dimension (the function, API or DB instance).
     "metrics": {
         "timestamp": UTC_TS,
         "namespace": "string",
         "metric": "string",
         "stat": "string",
         "label": "string",
+        "resource": "string",
         "value": "float64",
     },
     # logs.read_events
