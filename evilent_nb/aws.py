@@ -147,7 +147,11 @@ class ApiUsage:
     def attach(self, session: boto3.Session) -> None:
         """Register the counters on ``session`` (before its clients are created)."""
         events = session.events
-        events.register("before-call", self._before_call, unique_id=f"evilent-usage-before-{id(self)}")
+        # before-parameter-build reaches every handler; before-call stops at the first one
+        # that answers (Stubber, evidence replay), which would hide those calls.
+        events.register(
+            "before-parameter-build", self._before_call, unique_id=f"evilent-usage-before-{id(self)}"
+        )
         events.register("after-call", self._after_call, unique_id=f"evilent-usage-after-{id(self)}")
 
     @property
