@@ -30,6 +30,7 @@ import pandas as pd
 from .aws import client, translate_errors
 from .exceptions import EvilentNbError, ParameterError
 from .frames import UTC_TS, typed_frame
+from .inventory import log_streams  # the one reader of DescribeLogStreams
 from .timeframe import utcnow
 
 __all__ = [
@@ -274,8 +275,6 @@ def stale_streams(
 
     See https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_DescribeLogStreams.html
     """
-    from .inventory import log_streams  # the one reader of DescribeLogStreams
-
     ref_now = pd.Timestamp(now if now is not None else utcnow())
     if ref_now.tzinfo is None:
         raise ParameterError("now must be timezone-aware (UTC)")
