@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from . import aws
-from .frames import UTC_TS, snake, typed_frame
+from .frames import SCHEMAS, UTC_TS, snake, typed_frame
 from .timeframe import MAX_QUERIES_PER_CALL, Window, choose_period, parse_window
 
 __all__ = [
@@ -230,7 +230,8 @@ def metric_data(
         UTC), ``namespace``, ``metric``, ``stat``, ``label``, ``resource`` (the first
         dimension's value), ``value`` (float); then one ``string`` column per dimension
         name used by any query, snake_case (``function_name``, ``api_name``,
-        ``db_instance_identifier``, ``stage``), ``<NA>`` where a query lacks it. Sorted by
+        ``db_instance_identifier``, ``stage``; ``dim_<name>`` if it would shadow a column
+        above), ``<NA>`` where a query lacks it. Sorted by
         namespace, metric, stat, resource, timestamp. ``attrs``: ``period``, ``window``
         (ISO dict), ``incomplete`` (list of dicts: ``id``, ``label``, ``namespace``,
         ``metric``, ``stat``, ``resource``, ``status``), ``messages`` (list of dicts:
@@ -285,7 +286,8 @@ def metric_data(
                             messages.append({"id": qid, "code": msg.get("Code"), "value": msg.get("Value")})
 
     dim_names = list(dict.fromkeys(name for q in todo for name, _ in q.dimensions))
-    dim_cols = {name: snake(name) for name in dim_names}
+    # A dimension that would shadow a schema column (e.g. "Resource") gets a dim_ prefix.
+    dim_cols = {n: (f"dim_{snake(n)}" if snake(n) in SCHEMAS["metrics"] else snake(n)) for n in dim_names}
     rows: list[dict[str, Any]] = []
     for qid, q in by_id.items():
         base = {

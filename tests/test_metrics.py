@@ -344,3 +344,14 @@ def test_pivot_wide_names_single_and_multi_stat_metrics_and_refuses_collisions()
     ])
     with pytest.raises(ValueError, match="namespace"):
         pivot_wide(clash)
+
+
+def test_a_dimension_named_like_a_column_does_not_shadow_it(session):
+    cw = client("cloudwatch", session)
+    q = MetricQuery("Custom/App", "Jobs", {"Queue": "q1", "Resource": "shared"}, "Sum")
+    with Stubber(cw) as stub:
+        stub.add_response("get_metric_data", {"MetricDataResults": [
+            {"Id": "m0", "Label": "x", "Timestamps": [_ts(1)], "Values": [3.0], "StatusCode": "Complete"},
+        ]})
+        frame = metric_data([q], WINDOW, period=3600, boto3_session=session)
+    assert frame[["resource", "queue", "dim_resource", "value"]].values.tolist() == [["q1", "q1", "shared", 3.0]]
