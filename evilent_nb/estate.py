@@ -12,6 +12,9 @@ filter, ``Service`` by default) and whose status is not ``DELETE_COMPLETE``:
 - health URL: the output whose key ends in ``ApiUrl``, with ``/health`` appended;
 - log groups: ``/aws/lambda/<function>``.
 
+Nested stacks are not services of their own: their functions and APIs belong to the
+root stack's service (one more ``ListStackResources`` per nested stack).
+
 DB instances and the backup bucket come from :class:`~evilent_nb.config.Config`
 (evilent.yml). ``Config.services[short]`` overrides ``health_url``, ``functions``,
 ``apis`` and ``log_groups`` of one service; ``Config.exclude_services`` drops services.
@@ -45,6 +48,8 @@ log = logging.getLogger(__name__)
 
 FUNCTION_TYPE = "AWS::Lambda::Function"
 REST_API_TYPE = "AWS::ApiGateway::RestApi"
+NESTED_STACK_TYPE = "AWS::CloudFormation::Stack"
+_MAX_NESTING = 5
 HEALTH_PATH = "/health"
 _OVERRIDABLE = ("health_url", "functions", "apis", "log_groups")
 _SUFFIX = re.compile(r"(?:[-_]?service)?[-_]?stack$")
@@ -274,6 +279,18 @@ def _apply_override(service: Service, over: Any) -> Service:
     return replace(service, **changes)
 
 
+def _resources(stack: str, session: boto3.Session, depth: int = 0) -> pd.DataFrame:
+    """A stack's resources, with those of its nested stacks (a few levels deep)."""
+    frame = inventory.stack_resources(stack, boto3_session=session)
+    nested = frame.loc[
+        (frame.resource_type == NESTED_STACK_TYPE) & frame.physical_id.notna(), "physical_id"
+    ]
+    if depth >= _MAX_NESTING or nested.empty:
+        return frame
+    parts = [frame] + [_resources(str(child), session, depth + 1) for child in nested]
+    return pd.concat(parts, ignore_index=True)
+
+
 def discover(
     *,
     name_contains: str | None = None,
@@ -315,7 +332,8 @@ def discover(
     pattern = name_contains if name_contains is not None else cfg.name_contains
     excluded = {e.lower() for e in cfg.exclude_services}
 
-    found = inventory.stacks(name_contains=pattern or None, boto3_session=session)
+    # nested stacks are parts of their root's service, not services of their own
+    found = inventory.stacks(name_contains=pattern or None, root_only=True, boto3_session=session)
     drafts: list[tuple[Service, list[str]]] = []
     taken: set[str] = set()
     for row in found.itertuples(index=False):
@@ -332,7 +350,7 @@ def discover(
             )
             short = stack.lower()
         taken.add(short)
-        resources = inventory.stack_resources(stack, boto3_session=session)
+        resources = _resources(stack, session)
         has_id = resources.physical_id.notna()
         fns = tuple(
             resources.loc[has_id & (resources.resource_type == FUNCTION_TYPE), "physical_id"]

@@ -116,6 +116,7 @@ def stacks(
     *,
     name_contains: str | None = None,
     statuses: Iterable[str] | None = None,
+    root_only: bool = False,
     boto3_session: boto3.Session | None = None,
 ) -> pd.DataFrame:
     """CloudFormation stacks with their status and outputs.
@@ -130,6 +131,8 @@ def stacks(
         ``contains(StackName, 'Service')``).
     statuses
         Keep only these ``StackStatus`` values (e.g. ``["CREATE_COMPLETE"]``).
+    root_only
+        Leave out nested stacks (those with a ``ParentId``).
     boto3_session
         Session to use; default :func:`evilent_nb.aws.ensure_session`.
 
@@ -157,6 +160,8 @@ def stacks(
         if name_contains and name_contains not in name:
             continue
         if wanted is not None and status not in wanted:
+            continue
+        if root_only and s.get("ParentId"):
             continue
         rows.append(
             {

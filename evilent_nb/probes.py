@@ -138,8 +138,9 @@ def probe(
 
     Examples
     --------
-    >>> probe([None])[["ok", "error"]].iloc[0].tolist()
-    [False, 'no health URL']
+    >>> row = probe([None]).iloc[0]
+    >>> bool(row.ok), row.error
+    (False, 'no health URL')
     >>> probe({"user": "https://abc.execute-api.eu-central-1.amazonaws.com/prod"})  # doctest: +SKIP
     """
     names: list[str] | None = None

@@ -244,3 +244,23 @@ def test_empty_estate_frame_is_typed():
     assert str(frame.dtypes["service"]) == "string"
     with pytest.raises(UnknownServiceError, match="known services: none"):
         Estate("eu-central-1", []).service("user")
+
+
+def test_nested_stack_resources_belong_to_the_root_service(moto_session):
+    inner = json.loads(service_template("Inner"))
+    del inner["Outputs"]
+    s3 = moto_session.client("s3")
+    s3.create_bucket(Bucket="templates", CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+    s3.put_object(Bucket="templates", Key="inner.json", Body=json.dumps(inner).encode())
+    root = json.loads(service_template("UserService"))
+    root["Resources"]["Inner"] = {
+        "Type": "AWS::CloudFormation::Stack",
+        "Properties": {"TemplateURL": "https://templates.s3.amazonaws.com/inner.json"},
+    }
+    create(moto_session, "UserServiceStack", json.dumps(root))
+    user = discover(config=Config(), boto3_session=moto_session).service("user")
+    assert sorted(user.functions) == [
+        "InnerStack-ServiceInnerFunction",
+        "UserServiceStack-ServiceUserServiceFunction",
+    ]
+    assert sorted(user.apis) == ["InnerApi", "UserServiceApi"]

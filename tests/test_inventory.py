@@ -419,3 +419,26 @@ def test_failures_are_translated(session):
         stub.add_client_error("list_stack_resources", "ValidationError", "1 validation error", http_status_code=400)
         with pytest.raises(DataSourceError, match="ValidationError"):
             inv.stack_resources("bad name!", boto3_session=session)
+
+
+def test_stacks_root_only_leaves_out_nested_stacks(session):
+    cfn = client("cloudformation", session)
+    created = datetime(2026, 11, 1, tzinfo=UTC)
+    page = {
+        "Stacks": [
+            {"StackName": "UserServiceStack", "StackId": "arn:root", "StackStatus": "UPDATE_COMPLETE",
+             "CreationTime": created, "LastUpdatedTime": created + timedelta(days=1)},
+            {"StackName": "UserServiceStack-DbServiceNested-1", "StackId": "arn:nested", "StackStatus": "UPDATE_ROLLBACK_FAILED",
+             "CreationTime": created, "ParentId": "arn:root", "RootId": "arn:root", "StackStatusReason": "boom"},
+        ]
+    }
+    with Stubber(cfn) as stub:
+        stub.add_response("describe_stacks", page, {})
+        stub.add_response("describe_stacks", page, {})
+        every = inv.stacks(boto3_session=session)
+        roots = inv.stacks(root_only=True, boto3_session=session)
+    assert every.name.tolist() == ["UserServiceStack", "UserServiceStack-DbServiceNested-1"]
+    assert every.last_updated.tolist()[0] == pd.Timestamp("2026-11-02T00:00:00Z")
+    assert every.last_updated.isna().tolist() == [False, True]
+    assert every.status_reason.tolist() == [pd.NA, "boom"]
+    assert roots.name.tolist() == ["UserServiceStack"]
