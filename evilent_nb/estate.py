@@ -279,12 +279,16 @@ def _apply_override(service: Service, over: Any) -> Service:
     return replace(service, **changes)
 
 
+def _of_type(resources: pd.DataFrame, resource_type: str) -> pd.Series:
+    """Rows of that type that have a physical id (NA-safe boolean mask)."""
+    mask = resources.resource_type.eq(resource_type) & resources.physical_id.notna()
+    return mask.fillna(False).astype(bool)
+
+
 def _resources(stack: str, session: boto3.Session, depth: int = 0) -> pd.DataFrame:
     """A stack's resources, with those of its nested stacks (a few levels deep)."""
     frame = inventory.stack_resources(stack, boto3_session=session)
-    nested = frame.loc[
-        (frame.resource_type == NESTED_STACK_TYPE) & frame.physical_id.notna(), "physical_id"
-    ]
+    nested = frame.loc[_of_type(frame, NESTED_STACK_TYPE), "physical_id"]
     if depth >= _MAX_NESTING or nested.empty:
         return frame
     parts = [frame] + [_resources(str(child), session, depth + 1) for child in nested]
@@ -351,13 +355,8 @@ def discover(
             short = stack.lower()
         taken.add(short)
         resources = _resources(stack, session)
-        has_id = resources.physical_id.notna()
-        fns = tuple(
-            resources.loc[has_id & (resources.resource_type == FUNCTION_TYPE), "physical_id"]
-        )
-        api_ids = list(
-            resources.loc[has_id & (resources.resource_type == REST_API_TYPE), "physical_id"]
-        )
+        fns = tuple(resources.loc[_of_type(resources, FUNCTION_TYPE), "physical_id"])
+        api_ids = list(resources.loc[_of_type(resources, REST_API_TYPE), "physical_id"])
         service = Service(
             name=short,
             stack=stack,
