@@ -494,6 +494,7 @@ def timeseries(
         data[time_col] = pd.to_datetime(data[time_col], utc=True)
     if len(data) == 0:
         _no_data(ax)
+        fig.set_figheight(2.5)
         return fig
     if group_col is None:
         names: list[str] = [value_col]
@@ -1029,7 +1030,8 @@ def cost_stacked(
             gid="budget",
         )
     ax2.set_xlim(m_start.to_pydatetime(), m_end.to_pydatetime())
-    ax2.set_ylim(bottom=0)
+    # Headroom so the forecast's value label stays inside the panel.
+    ax2.set_ylim(0, ax2.get_ylim()[1] * 1.1)
     _utc_axis(ax2, show_offset=False)
     ax2.set_xlabel(f"Day (UTC), {m_start:%B %Y}")
     _legend_outside(ax2)
@@ -1193,8 +1195,8 @@ def status_banner(
 
     Examples
     --------
-    >>> status_banner("OK", report="health", counts={}).count("OK")
-    2
+    >>> "OK — no findings" in status_banner("OK", report="health", counts={})
+    True
     """
     status = str(status).upper()
     strong, text, _ = SEVERITY_COLORS.get(status, SEVERITY_COLORS["ERROR"])
