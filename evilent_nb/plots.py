@@ -1222,3 +1222,86 @@ def status_banner(
         f'<div style="font-size:0.95em;opacity:0.9;">{" · ".join(details)}</div>'
         f"</div>"
     )
+
+
+def usage_table(usage: Mapping[str, Any]) -> pd.DataFrame:
+    """The report's API usage (``ctx.usage``) as a small table: one row per operation.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``operation, calls``, then a ``total`` row; ``attrs["estimated_cost_usd"]``.
+
+    Examples
+    --------
+    >>> usage_table({"calls": {"ce.GetCostAndUsage": 1}, "estimated_cost_usd": 0.01})
+                operation  calls
+    0  ce.GetCostAndUsage      1
+    1               total      1
+    """
+    calls = dict((usage or {}).get("calls") or {})
+    rows = [{"operation": op, "calls": int(n)} for op, n in sorted(calls.items())]
+    rows.append({"operation": "total", "calls": int(sum(calls.values()))})
+    frame = pd.DataFrame(rows, columns=["operation", "calls"])
+    frame.attrs["estimated_cost_usd"] = float((usage or {}).get("estimated_cost_usd") or 0.0)
+    return frame
+
+
+def forecast_table(forecast: Mapping[str, Any], *, budget_usd: float) -> pd.DataFrame:
+    """Month to date, the daily run-rate and the month-end forecast against the budget.
+
+    Parameters
+    ----------
+    forecast
+        :func:`evilent_nb.cost.run_rate_forecast`'s dict.
+    budget_usd
+        The monthly budget.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``measure, usd, share_of_budget`` (share in percent).
+    """
+    rows = [
+        ("month to date", forecast.get("month_to_date")),
+        ("daily run-rate (last 7 complete days)", forecast.get("daily_run_rate")),
+        ("forecast to month end", forecast.get("forecast")),
+        ("monthly budget", budget_usd),
+    ]
+    frame = pd.DataFrame(
+        [{"measure": m, "usd": round(float(v), 2) if v is not None else np.nan} for m, v in rows]
+    )
+    frame["share_of_budget"] = (frame["usd"] / budget_usd * 100).round(1) if budget_usd else np.nan
+    return frame
+
+
+def plan_summary(data: Any) -> pd.DataFrame:
+    """One row per maintenance plan: how many writes are planned and what happened to them.
+
+    Parameters
+    ----------
+    data
+        :class:`evilent_nb.reports.MaintenanceData` (its ``*_result`` frames, each with
+        ``applied`` and ``status`` columns).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``plan, planned, applied, errors, mode`` (mode: "dry run" or "applied").
+    """
+    plans = [
+        ("log retention", data.retention_result),
+        ("delete stale log streams", data.stale_result),
+        ("create/update runbook alarms", data.alarm_result),
+    ]
+    rows = []
+    for name, result in plans:
+        status = result["status"].astype(str) if "status" in result else pd.Series(dtype=str)
+        rows.append({
+            "plan": name,
+            "planned": len(result),
+            "applied": int(result["applied"].sum()) if "applied" in result else 0,
+            "errors": int(status.str.startswith("error").sum()),
+            "mode": "applied" if data.applied else "dry run (-p apply true to execute)",
+        })
+    return pd.DataFrame(rows, columns=["plan", "planned", "applied", "errors", "mode"])
