@@ -45,6 +45,7 @@ __all__ = [
     "ERROR_COUNTS_SCHEMA",
     "INSIGHTS_MAX_LOG_GROUPS",
     "Clock",
+    "ParsedLine",
     "SystemClock",
     "error_counts",
     "error_signatures",
@@ -735,6 +736,8 @@ def run_insights(
         try:
             while pending or running:
                 while pending and len(running) < max(1, max_concurrency):
+                    if clock.monotonic() >= deadline:  # no new query once the time is spent
+                        raise InsightsQueryError("Timeout", query)
                     task = pending.popleft()
                     running[pool.submit(run, task)] = task
                 done, _ = wait(running, return_when=FIRST_COMPLETED)

@@ -443,6 +443,27 @@ def test_wait_query_deadline_stops_query(session, stop: str, monkeypatch: pytest
     assert calls == ["GetQueryResults"] * 5 + ["StopQuery"]
 
 
+def test_run_insights_deadline_covers_the_whole_run(session) -> None:
+    logs = client("logs", session)
+    clock = FakeClock()
+    win = Window(datetime(2024, 5, 19, 6, tzinfo=UTC), datetime(2024, 5, 19, 8, tzinfo=UTC))
+    full = [{"@message": f"m{i}", "@ptr": f"p{i}"} for i in range(2)]
+    with Stubber(logs) as stub:
+        stub.add_response("start_query", {"queryId": "all"})
+        stub.add_response("get_query_results", _result([], status="Running"))
+        stub.add_response("get_query_results", _result(full))  # t = 1: at the limit, split
+        stub.add_response("start_query", {"queryId": "h1"})
+        stub.add_response("get_query_results", _result([], status="Running"))
+        stub.add_response("get_query_results", _result([], status="Running"))  # t = 2: deadline
+        stub.add_response("stop_query", {"success": True}, {"queryId": "h1"})
+        with pytest.raises(InsightsQueryError) as err:
+            run_insights("fields @message", [GROUP], window=win, limit=2, timeout_s=2, poll_s=1,
+                         max_concurrency=1, clock=clock, boto3_session=session)
+        stub.assert_no_pending_responses()  # the second half was never started
+    assert err.value.status == "Timeout" and err.value.query_id == "h1"
+    assert clock.now == 2
+
+
 def test_insights_split_at_row_limit_dedupes_ptr(session) -> None:
     logs = client("logs", session)
     win = Window(datetime(2024, 5, 19, 6, tzinfo=UTC), datetime(2024, 5, 19, 8, tzinfo=UTC))
