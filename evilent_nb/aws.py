@@ -139,6 +139,8 @@ class ApiUsage:
             return
         if parsed.get("status") not in {"Complete", "Failed", "Cancelled", "Timeout"}:
             return
+        if parsed.get("nextToken"):  # a paged result repeats its statistics: count the last page
+            return
         scanned = float((parsed.get("statistics") or {}).get("bytesScanned") or 0.0)
         with self._lock:
             self.bytes_scanned += scanned

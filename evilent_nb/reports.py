@@ -25,9 +25,11 @@ from .timeframe import Window
 __all__ = [
     "CostData",
     "HealthData",
+    "IncidentData",
     "MaintenanceData",
     "gather_cost",
     "gather_health",
+    "gather_incident",
     "gather_maintenance",
 ]
 
@@ -338,3 +340,246 @@ def _empty(schema: str) -> pd.DataFrame:
     from .frames import typed_frame
 
     return typed_frame([], schema)
+
+
+@dataclass
+class IncidentData:
+    """What the incident analysis gathered and concluded.
+
+    Attributes
+    ----------
+    window
+        The incident window (``start``..``end``).
+    service
+        The :class:`~evilent_nb.estate.Service` analysed.
+    severity, reasons
+        :func:`evilent_nb.incident.classify_incident`'s verdict.
+    declared
+        The declared severity (``None`` when none was given).
+    escalation
+        :func:`evilent_nb.incident.escalation_status` of the verdict.
+    escalation_frame
+        The same as a two-column table (``field, value``).
+    onset
+        When errors departed from their baseline (``None`` when they did not).
+    timeline
+        ``time, kind, what``: deploys and config changes, alarms, onset, first and last error.
+    metrics
+        The service's Lambda, API Gateway and RDS metrics over the window with the
+        lookback before it (5-minute periods, one batched pull).
+    rates_5xx
+        5xx rate per period per API.
+    triggers
+        :func:`evilent_nb.incident.suspected_triggers`.
+    signatures
+        Error signatures in the window, redacted examples.
+    lines_around_onset
+        Log lines (redacted) from 5 minutes before to 5 minutes after the onset.
+    probes, db_instances
+        The service's ``/health`` probe; the DB instances' status.
+    playbook_id, playbook
+        The playbook for the detected class and its steps (``ran_here`` marks the automated
+        steps this report already performed).
+    checklist
+        The post-incident checklist.
+    findings
+        This report's findings.
+    """
+
+    window: Window
+    service: Any
+    severity: str
+    reasons: list[str]
+    declared: str | None
+    escalation: dict[str, Any]
+    escalation_frame: pd.DataFrame
+    onset: pd.Timestamp | None
+    timeline: pd.DataFrame
+    metrics: pd.DataFrame
+    rates_5xx: pd.DataFrame
+    triggers: pd.DataFrame
+    signatures: pd.DataFrame
+    lines_around_onset: pd.DataFrame
+    probes: pd.DataFrame
+    db_instances: pd.DataFrame
+    playbook_id: str
+    playbook: pd.DataFrame
+    checklist: pd.DataFrame
+    findings: pd.DataFrame = field(repr=False)
+
+
+#: The automated playbook steps the incident report performs itself.
+_RAN_HERE = {
+    "evilent_nb.inventory.stacks", "evilent_nb.inventory.stack_events", "evilent_nb.inventory.functions",
+    "evilent_nb.logs.read_events", "evilent_nb.logs.error_signatures", "evilent_nb.probes.probe",
+    "evilent_nb.inventory.db_instances", "evilent_nb.metrics.metric_data",
+}
+
+
+def _hourly_max(frame: pd.DataFrame, metric: str, stat: str, how: str = "sum") -> float | None:
+    rows = frame[(frame["metric"] == metric) & (frame["stat"] == stat)]
+    if rows.empty:
+        return None
+    per_hour = rows.set_index("timestamp").groupby(pd.Grouper(freq="1h"))["value"]
+    values = per_hour.sum() if how == "sum" else per_hour.mean()
+    return float(values.max()) if len(values) else None
+
+
+def _hourly_5xx_max(frame: pd.DataFrame) -> float | None:
+    rows = frame[frame["namespace"] == "AWS/ApiGateway"]
+    if rows.empty:
+        return None
+    hourly = rows.set_index("timestamp").groupby([pd.Grouper(freq="1h"), "metric"])["value"].sum().unstack()
+    if "Count" not in hourly or "5XXError" not in hourly:
+        return None
+    rate = (hourly["5XXError"] / hourly["Count"].where(hourly["Count"] > 0)).dropna()
+    return float(rate.max()) if len(rate) else None
+
+
+def gather_incident(
+    ctx: Any,
+    *,
+    service: str,
+    start: str | None = None,
+    end: str | None = None,
+    severity: str | None = None,
+) -> IncidentData:
+    """Incident analysis for one service: verdict, timeline, triggers, errors, playbook.
+
+    The window defaults to the 3 hours before now. Errors are read from the service's log
+    groups over the window plus the rulebook's lookback before it (``incident.lookback_min``,
+    60 min), so the onset has a baseline and a deploy shortly before the window still counts
+    as a trigger. The onset is found at minute precision from the logs, else from metrics.
+
+    Parameters
+    ----------
+    ctx
+        The report's context.
+    service
+        A discovered service's short name or stack name.
+    start, end
+        ISO-8601 UTC; default ``end`` = now, ``start`` = ``end`` - 3 h.
+    severity
+        A declared severity (P0-P3), shown beside the one the evidence supports.
+    """
+    from . import incident, playbooks
+    from .redact import redact
+
+    win = ctx.window(start=start, end=end)
+    cfg, rulebook = ctx.config, ctx.config.rulebook
+    estate = ctx.estate
+    svc = estate.service(service)
+    lookback = pd.Timedelta(minutes=int(rulebook["incident"]["lookback_min"]))
+    wide = Window(win.start - lookback.to_pytimedelta(), win.end)
+
+    events = [ctx.gather(f"logs.FilterLogEvents:{g}", logs.read_events, g, window=wide, limit=100_000)
+              for g in svc.log_groups]
+    events = pd.concat(events, ignore_index=True) if events else _empty("log_events")
+    events = events.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    queries = (metrics.lambda_metrics(svc.functions) + metrics.apigw_metrics(svc.apis)
+               + metrics.rds_metrics(estate.db_instances))
+    frame = ctx.gather("cloudwatch.GetMetricData", metrics.metric_data, queries, wide, period=300)
+    probes = ctx.record_frame("probes", probe, {svc.name: svc.health_url})
+    dbs = ctx.gather("rds.DescribeDBInstances", inventory.db_instances, ids=list(estate.db_instances))
+    stack_events = ctx.gather("cloudformation.DescribeStackEvents", inventory.stack_events, svc.stack, window=wide)
+    fns = ctx.gather("lambda.ListFunctions", inventory.functions, name_contains=cfg.name_contains)
+    fns = fns[fns["name"].isin(svc.functions)].reset_index(drop=True)
+    alarm_frame = ctx.gather("cloudwatch.DescribeAlarms", inventory.alarms)
+
+    onset = incident.error_onset(None, log_events=events, window=wide)
+    if onset is None:
+        onset = incident.error_onset(frame, resource=list(svc.functions), window=wide)
+    triggers = incident.suspected_triggers(onset, stack_events, fns, f"{int(lookback.total_seconds() // 60)}min",
+                                           estate=estate)
+
+    in_window = events[(events["timestamp"] >= win.start) & (events["timestamp"] < win.end)]
+    errors = in_window[(in_window["level"] == "ERROR")
+                       | in_window["message"].str.contains(rulebook["log_errors"]["pattern"], regex=False)]
+    signatures = logs.error_signatures(errors)
+    signatures["example"] = signatures["example"].map(redact).astype("string")
+
+    in_frame = frame[(frame["timestamp"] >= win.start) & (frame["timestamp"] < win.end)]
+    probe_ok = bool(probes["ok"].all()) if len(probes) else None
+    detail = None
+    if len(probes) and not probe_ok:
+        row = probes.iloc[0]
+        detail = f"answered HTTP {row['status_code']}" if pd.notna(row["status_code"]) else str(row["error"])
+    db_row = dbs.iloc[0] if len(dbs) else None
+    verdict, reasons = incident.classify_incident(
+        health_ok=probe_ok, health_detail=detail,
+        rate_5xx_max=_hourly_5xx_max(in_frame),
+        errors_per_hour_max=_hourly_max(in_frame[in_frame["namespace"] == "AWS/Lambda"], "Errors", "Sum"),
+        latency_ms_max=_hourly_max(in_frame[in_frame["namespace"] == "AWS/Lambda"], "Duration", "Average", "mean"),
+        db_available=(db_row["status"] == "available") if db_row is not None else None,
+        db_status=str(db_row["status"]) if db_row is not None else None,
+        declared=severity, rulebook=rulebook,
+    )
+    started = onset if onset is not None else pd.Timestamp(win.start)
+    escalation = incident.escalation_status(verdict, started, ctx.now, rulebook=rulebook)
+    findings = ctx.add_findings(incident.incident_findings(
+        svc.name, severity=verdict, reasons=reasons, triggers=triggers,
+        top_signature=signatures if len(signatures) else None, onset=onset, at=win.start,
+        log_group=svc.log_groups[0] if svc.log_groups else None,
+    ))
+    playbook_id = next((p for p in findings["playbook"].dropna() if p), None) or "high-error-rate"
+    db_id = estate.db_instances[0] if estate.db_instances else None
+    steps = playbooks.playbook_steps(
+        playbook_id, svc, ctx.session.region_name, db=db_id,
+        db_endpoint=str(db_row["endpoint"]) if db_row is not None and pd.notna(db_row["endpoint"]) else None)
+    steps["ran_here"] = (steps["kind"] == "automated") & steps["command_or_function"].isin(_RAN_HERE)
+
+    around = pd.DataFrame(columns=["timestamp", "log_stream", "level", "message"])
+    if onset is not None:
+        near = events[(events["timestamp"] >= onset - pd.Timedelta(minutes=5))
+                      & (events["timestamp"] <= onset + pd.Timedelta(minutes=5))]
+        around = near[["timestamp", "log_stream", "level", "message"]].head(60).copy()
+        around["message"] = around["message"].map(lambda m: redact(str(m))[:300]).astype("string")
+
+    timeline = _timeline(win, onset, triggers, stack_events, alarm_frame, svc, errors)
+    esc_rows = [{"field": k, "value": "" if v is None else str(v)} for k, v in escalation.items()]
+    return IncidentData(
+        window=win, service=svc, severity=verdict, reasons=[str(r) for r in reasons], declared=severity,
+        escalation=escalation, escalation_frame=pd.DataFrame(esc_rows, columns=["field", "value"]),
+        onset=onset, timeline=timeline, metrics=frame, rates_5xx=metrics.apigw_5xx_rate(frame),
+        triggers=triggers, signatures=signatures, lines_around_onset=around.reset_index(drop=True),
+        probes=probes, db_instances=dbs, playbook_id=playbook_id, playbook=steps,
+        checklist=playbooks.checklist_frame(verdict), findings=findings,
+    )
+
+
+def _timeline(
+    win: Window,
+    onset: pd.Timestamp | None,
+    triggers: pd.DataFrame,
+    stack_events: pd.DataFrame,
+    alarm_frame: pd.DataFrame,
+    svc: Any,
+    errors: pd.DataFrame,
+) -> pd.DataFrame:
+    """``time, kind, what``, in time order: what happened around the incident."""
+    rows: list[dict[str, Any]] = []
+    own = stack_events[stack_events["logical_id"] == svc.stack] if len(stack_events) else stack_events
+    for _, ev in own.iterrows():
+        rows.append({"time": ev["timestamp"], "kind": "stack event", "what": f"{ev['stack']} {ev['status']}"})
+    for _, tr in triggers.iterrows():
+        rows.append({"time": tr["time"], "kind": f"suspected trigger ({tr['kind']})",
+                     "what": f"{tr['resource']}: {tr['detail']} ({tr['minutes_before_onset']:.0f} min before onset)"})
+    if onset is not None:
+        rows.append({"time": onset, "kind": "error onset", "what": "errors depart from their baseline"})
+    if len(errors):
+        for kind, row in (("first error", errors.iloc[0]), ("last error", errors.iloc[-1])):
+            text = logs.parse_line(str(row["message"])).text.strip().splitlines()
+            rows.append({"time": row["timestamp"], "kind": kind, "what": (text[0] if text else "")[:160]})
+    for _, al in alarm_frame.iterrows():
+        dims = al["dimensions"] if isinstance(al["dimensions"], dict) else {}
+        if dims.get("FunctionName") in svc.functions and pd.notna(al["state_updated"]) \
+                and win.start - pd.Timedelta(hours=1) <= al["state_updated"] <= win.end:
+            rows.append({"time": al["state_updated"], "kind": "alarm", "what": f"{al['name']} is {al['state']}"})
+    frame = pd.DataFrame(rows, columns=["time", "kind", "what"])
+    if frame.empty:
+        return frame
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    from .redact import redact
+
+    frame["what"] = frame["what"].map(redact)
+    return frame.sort_values("time", kind="stable").reset_index(drop=True)
