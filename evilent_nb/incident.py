@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -162,7 +163,7 @@ def error_onset(
     baseline: str | pd.Timedelta = "60min",
     sigmas: float = 3.0,
     min_increase: float = 1.0,
-    sustain: int = 3,
+    sustain: str | pd.Timedelta = "3min",
     min_baseline: int = 3,
     bucket: str | pd.Timedelta = "1min",
     pattern: str = "ERROR",
@@ -171,14 +172,17 @@ def error_onset(
 
     The rule, over the series of :func:`error_series` (errors per bucket, zeros filled):
 
-    1. for each bucket ``t``, the baseline is the buckets in ``[t - baseline, t)``; its
-       mean ``m`` and population standard deviation ``s``. A bucket with fewer than
-       ``min_baseline`` buckets before it is not judged: errors already there when the
-       series starts have no baseline to depart from (widen the window to see them begin);
+    1. for each bucket ``t``, the baseline is the buckets in ``[t - baseline, t)`` (at
+       least the ``min_baseline`` buckets before ``t``, for coarse series); its mean ``m``
+       and population standard deviation ``s``. A bucket with fewer than ``min_baseline``
+       buckets before it is not judged: errors already there when the series starts have
+       no baseline to depart from (widen the window to see them begin);
     2. ``t`` departs when ``errors[t] >= m + max(sigmas * s, min_increase)``: at least
        ``min_increase`` more errors than usual, and far outside the usual noise;
-    3. it is the onset when the errors are sustained: each of the next ``sustain - 1``
-       buckets that exist still has more errors than ``m`` (a lone blip is not an onset);
+    3. it is the onset when the errors are sustained: the buckets that follow within
+       ``sustain`` of ``t``'s start (at least the next one) each still have more errors
+       than ``m`` (a lone blip is not an onset); buckets past the series' end are not
+       required;
     4. the onset is the first such bucket's start.
 
     Parameters
@@ -186,8 +190,9 @@ def error_onset(
     metrics
         A metric_data frame; its ``AWS/Lambda`` ``Errors`` ``Sum`` rows are used.
     log_events
-        Used when ``metrics`` is missing or holds no Errors rows. Without ``window``, the
-        series starts at its first line of any level (the quiet time before the errors).
+        Used when ``metrics`` is missing, holds no Errors rows, or shows no onset (hourly
+        datapoints in a 3 h window leave no baseline). Without ``window``, the log series
+        starts at its first line of any level (the quiet time before the errors).
     resource
         Function name(s) to consider (default: all in the frame).
     window
@@ -211,22 +216,45 @@ def error_onset(
     >>> error_onset(metrics_frame, window=window)  # doctest: +SKIP
     Timestamp('2026-11-28 09:05:00+0000', tz='UTC')
     """
-    series = error_series(metrics, log_events=log_events, resource=resource, window=window,
-                          bucket=bucket, pattern=pattern)
+    options = {"resource": resource, "window": window, "bucket": bucket, "pattern": pattern}
+    series = error_series(metrics, log_events=log_events, **options)
+    rule = {"baseline": pd.Timedelta(baseline), "sigmas": sigmas, "min_increase": min_increase,
+            "sustain": pd.Timedelta(sustain), "min_baseline": min_baseline}
+    onset = _first_departure(series, **rule)
+    if onset is None and series.attrs.get("source") == "metrics" and log_events is not None:
+        # metrics too coarse for a baseline (e.g. hourly in a 3 h window): the log lines may tell
+        onset = _first_departure(error_series(None, log_events=log_events, **options), **rule)
+    return onset
+
+
+def _first_departure(
+    series: pd.Series,
+    *,
+    baseline: pd.Timedelta,
+    sigmas: float,
+    min_increase: float,
+    sustain: pd.Timedelta,
+    min_baseline: int,
+) -> pd.Timestamp | None:
     if series.empty:
         return None
-    span = pd.Timedelta(baseline)
+    span = baseline
     times = series.index
+    steps = times.to_series().diff().dropna()
+    step = steps[steps > pd.Timedelta(0)].min() if len(steps) else None
+    follow = max(math.ceil(sustain / step) - 1, 1) if step is not None and not pd.isna(step) else 1
     values = series.to_numpy(dtype="float64")
     for i, t in enumerate(times):
-        lo = times.searchsorted(t - span, side="left")
-        base = values[lo:i]
-        if len(base) < max(int(min_baseline), 1):
+        need = max(int(min_baseline), 1)
+        if i < need:
             continue
+        # the last `baseline` of time, but never fewer than `min_baseline` buckets
+        lo = min(int(times.searchsorted(t - span, side="left")), i - need)
+        base = values[lo:i]
         m, s = float(base.mean()), float(base.std())
         if values[i] < m + max(sigmas * s, min_increase):
             continue
-        following = values[i + 1: i + max(int(sustain), 1)]
+        following = values[i + 1: i + 1 + follow]
         if (following > m).all():
             return pd.Timestamp(t).tz_convert("UTC")
     return None
@@ -374,6 +402,9 @@ class Reason(str):
         obj.severity = severity
         obj.playbook = playbook
         return obj
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle keep the attributes
+        return (Reason, (str(self), self.severity, self.playbook))
 
 
 def _pct(rate: float) -> str:
@@ -657,7 +688,7 @@ def incident_findings(
             rows.append({
                 "severity": severity, "check": "suspected_trigger", "service": service,
                 "resource": t.resource, "value": mins, "at": t.time,
-                "message": f"{t.kind} of {t.resource} {mins:g} min before the errors began ({t.detail})",
+                "message": f"{t.kind} of {t.resource} {mins:.0f} min before the errors began ({t.detail})",
                 "playbook": playbook,
             })
     sig = _signature(top_signature)

@@ -124,6 +124,25 @@ def test_onset_from_logs_when_metrics_are_missing():
     assert error_onset(None, log_events=log_events(errors, level=None), window=WINDOW) == minute(5)
 
 
+def test_hourly_metrics_use_at_least_min_baseline_buckets():
+    rows = [{"timestamp": T + pd.Timedelta(hours=h), "namespace": "AWS/Lambda", "metric": "Errors", "stat": "Sum",
+             "resource": FN, "value": v} for h, v in enumerate([2, 1, 3, 2, 220, 216, 1])]
+    assert error_onset(typed_frame(rows, "metrics")) == T + pd.Timedelta(hours=4)
+    # one bad hour followed by a normal one is a blip, not an onset
+    blip = [{**r, "value": 1.0} if i == 5 else r for i, r in enumerate(rows)]
+    assert error_onset(typed_frame(blip, "metrics")) is None
+
+
+def test_coarse_metrics_without_an_onset_fall_back_to_logs():
+    # three hourly datapoints, all high: no baseline in them; the log lines show the onset
+    rows = [{"timestamp": T + pd.Timedelta(hours=h), "namespace": "AWS/Lambda", "metric": "Errors", "stat": "Sum",
+             "resource": FN, "value": 220.0} for h in range(-1, 2)]
+    events = pd.concat([log_events([minute(-50)], message="INFO ok", level="INFO"),
+                        log_events([minute(7 + i / 2) for i in range(40)])], ignore_index=True)
+    assert error_onset(typed_frame(rows, "metrics"), window=WINDOW) is None
+    assert error_onset(typed_frame(rows, "metrics"), log_events=events, window=WINDOW) == minute(7)
+
+
 def test_metrics_win_over_logs_and_resource_filter():
     m = pd.concat([errors_metrics(SPIKE), errors_metrics({i: 30.0 for i in range(-50, 60)}, fn="Other")],
                   ignore_index=True)
@@ -218,6 +237,17 @@ def test_classify_incident(evidence, severity, first_reason, playbook):
     assert got == severity
     assert reasons[0] == first_reason
     assert (reasons[0].severity, reasons[0].playbook) == (severity, playbook)
+
+
+def test_reasons_survive_copy_pickle_and_json():
+    import copy
+    import json
+    import pickle
+
+    _, reasons = classify_incident(db_available=False)
+    for clone in (copy.deepcopy(reasons[0]), pickle.loads(pickle.dumps(reasons[0]))):
+        assert (clone, clone.severity, clone.playbook) == ("the database is not available", "P1", "db-connection")
+    assert json.loads(json.dumps(reasons)) == ["the database is not available"]
 
 
 def test_classify_lists_every_reason_most_severe_first():
