@@ -12,8 +12,10 @@ AWS reference: https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -195,6 +197,13 @@ def _unique(queries: Iterable[MetricQuery]) -> list[MetricQuery]:
     return list(dict.fromkeys(queries))
 
 
+def _aligned(win: Window, period: int) -> tuple[datetime, datetime]:
+    """The window widened to whole periods counted from the epoch (UTC)."""
+    lo = int(win.start.timestamp()) // period * period
+    hi = -(-math.ceil(win.end.timestamp()) // period) * period
+    return datetime.fromtimestamp(lo, UTC), datetime.fromtimestamp(hi, UTC)
+
+
 def metric_data(
     queries: Iterable[MetricQuery],
     window: Window | str,
@@ -206,8 +215,10 @@ def metric_data(
 
     Identical queries are sent once. Each call asks ``ScanBy=TimestampAscending`` and
     follows ``NextToken`` to the end (results with ``PartialData`` continue on the next
-    page; their pages are merged per query). ``StartTime`` is the window's start
-    (inclusive) and ``EndTime`` its end (exclusive). A query whose status is
+    page; their pages are merged per query). ``StartTime`` is the window's start rounded
+    down to a multiple of the period and ``EndTime`` its end rounded up (AWS recommends
+    period-aligned times; every datapoint then starts on a period boundary, e.g. on the
+    hour, whatever the request time). A query whose status is
     ``InternalError`` or ``Forbidden`` does not stop the pull: it is listed in
     ``frame.attrs["incomplete"]`` and whatever it returned is kept.
 
@@ -252,6 +263,7 @@ def metric_data(
     win = window if isinstance(window, Window) else parse_window(window)
     todo = _unique(queries)
     period = int(period) if period else choose_period(win, len(todo))
+    start, end = _aligned(win, period)
     # Ids are unique across the whole pull, so that pages of one chunk never mix.
     by_id = {f"m{i}": q for i, q in enumerate(todo)}
     timestamps: dict[str, list[Any]] = {qid: [] for qid in by_id}
@@ -268,8 +280,8 @@ def metric_data(
             with aws.translate_errors("cloudwatch.GetMetricData"):
                 pages = paginator.paginate(
                     MetricDataQueries=[by_id[qid].to_api(qid, period) for qid in chunk],
-                    StartTime=win.start,
-                    EndTime=win.end,
+                    StartTime=start,
+                    EndTime=end,
                     ScanBy="TimestampAscending",
                 )
                 for page in pages:

@@ -355,3 +355,30 @@ def test_a_dimension_named_like_a_column_does_not_shadow_it(session):
         ]})
         frame = metric_data([q], WINDOW, period=3600, boto3_session=session)
     assert frame[["resource", "queue", "dim_resource", "value"]].values.tolist() == [["q1", "q1", "shared", 3.0]]
+
+
+def test_request_times_are_aligned_to_the_period(session) -> None:
+    """An unaligned window asks for whole periods, so datapoints start on the hour."""
+    from datetime import UTC, datetime
+
+    from botocore.stub import ANY, Stubber
+
+    from evilent_nb import aws
+    from evilent_nb.metrics import lambda_metrics, metric_data
+    from evilent_nb.timeframe import Window
+
+    cw = aws.client("cloudwatch", session)
+    with Stubber(cw) as stub:
+        stub.add_response(
+            "get_metric_data",
+            {"MetricDataResults": []},
+            {
+                "MetricDataQueries": ANY,
+                "StartTime": datetime(2026, 11, 27, 9, tzinfo=UTC),
+                "EndTime": datetime(2026, 11, 28, 10, tzinfo=UTC),
+                "ScanBy": "TimestampAscending",
+            },
+        )
+        metric_data(lambda_metrics("f"), Window("2026-11-27T09:20:05Z", "2026-11-28T09:20:05Z"),
+                    period=3600, boto3_session=session)
+        stub.assert_no_pending_responses()
