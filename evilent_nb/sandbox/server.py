@@ -268,8 +268,11 @@ def serve(
     port: int | None = None,
     *,
     out: IO[str] = sys.stdout,
+    stop: threading.Event | None = None,
 ) -> None:
     """Run a sandbox until Ctrl-C: print the ``export`` lines and a summary, then block.
+
+    ``stop``, when given and set, ends it as Ctrl-C would (for tests and embedding).
 
     Examples
     --------
@@ -283,8 +286,9 @@ def serve(
         print(file=out)
         print(sandbox.summary(), file=out)
         print(f"\nseeded in {sandbox.seed_seconds:.1f} s; serving until Ctrl-C", file=out, flush=True)
+        stop = stop if stop is not None else threading.Event()
         try:
-            while True:
-                time.sleep(3600)
+            while not stop.wait(0.5):  # short waits so Ctrl-C is seen promptly
+                pass
         except KeyboardInterrupt:
             print("stopping the sandbox", file=out, flush=True)
