@@ -889,9 +889,14 @@ def _is_remote(path: str) -> bool:
 def _upload(local_dir: Path, remote_dir: str) -> None:
     from papermill.iorw import papermill_io
 
-    for path in sorted(p for p in local_dir.rglob("*") if p.is_file()):
+    files = sorted(p for p in local_dir.rglob("*") if p.is_file())
+    # The summary goes last: its presence says the rest is there.
+    files.sort(key=lambda p: p.name.endswith(".summary.json"))
+    for path in files:
         rel = path.relative_to(local_dir).as_posix()
-        papermill_io.write(path.read_text(encoding="utf-8"), remote_dir.rstrip("/") + "/" + rel)
+        papermill_io.write(
+            path.read_text(encoding="utf-8"), remote_dir.rstrip("/") + "/" + rel, extensions=[path.suffix]
+        )
 
 
 def run_report(
@@ -977,11 +982,13 @@ def run_report(
     staging_tmp = tempfile.mkdtemp(prefix="evilent-nb-") if remote else None
     local_dir = Path(staging_tmp) if staging_tmp else Path(out_dir)
     try:
-        return _run(rep, values, given, now, region, manifest, replay, local_dir, out_dir, fail_on, progress_bar, timeout_s)
+        return _run(rep, values, now, region, manifest, replay, local_dir, out_dir, fail_on, progress_bar, timeout_s)
     finally:
         if staging_tmp:
             try:
                 _upload(local_dir, out_dir)
+            except Exception as exc:  # noqa: BLE001 - any I/O failure of papermill's handlers
+                raise AwsAccessError(f"cannot write the report to {out_dir}: {exc}") from exc
             finally:
                 shutil.rmtree(staging_tmp, ignore_errors=True)
 
@@ -989,7 +996,6 @@ def run_report(
 def _run(
     rep: Report,
     values: dict[str, Any],
-    given: Mapping[str, Any],
     now: datetime,
     region: str | None,
     manifest: Mapping[str, Any] | None,

@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 
 from evilent_nb.exceptions import (
+    AccessDeniedError,
+    AwsAccessError,
     ConfigError,
     NoCredentialsError,
     ParameterError,
@@ -227,8 +229,32 @@ def test_failing_cell_is_exit_4_with_an_error_summary(tmp_path: Path) -> None:
     assert "boom: the fixture fails here" in (tmp_path / "raises.html").read_text()
 
 
+def test_aws_access_lost_inside_the_report_is_exit_3(tmp_path: Path) -> None:
+    with pytest.raises(AccessDeniedError) as info:
+        run_report(RAISES, {"error": "AccessDeniedError"}, output_dir=tmp_path, progress_bar=False)
+    assert info.value.exit_code == 3
+    assert str(info.value).startswith("report 'raises' could not use AWS in cell 3: boom: the fixture fails here")
+    assert json.loads((tmp_path / "raises.summary.json").read_text())["status"] == "ERROR"
+
+
 def test_a_notebook_that_never_finishes_is_a_failure(tmp_path: Path) -> None:
     with pytest.raises(ReportExecutionError, match=r"ended without calling ctx\.finish\(\)"):
         run_report(FINDING, {"label": "x", "finish": "false"}, output_dir=tmp_path, progress_bar=False)
     summary = json.loads((tmp_path / "finding.summary.json").read_text())
     assert summary["status"] == "ERROR"
+
+
+def test_s3_output_dir_goes_through_papermill_io(moto_session, tmp_path: Path) -> None:
+    from evilent_nb.aws import client
+
+    s3 = client("s3", moto_session)
+    s3.create_bucket(Bucket="reports", CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+    result = run_report(FINDING, {"label": "x"}, output_dir="s3://reports/daily", progress_bar=False)
+    assert result.paths["summary"] == "s3://reports/daily/finding.summary.json"
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="reports")["Contents"])
+    assert keys == ["daily/finding.evidence/frames/probes.json", "daily/finding.evidence/manifest.json",
+                    "daily/finding.html", "daily/finding.ipynb", "daily/finding.summary.json"]
+    body = s3.get_object(Bucket="reports", Key="daily/finding.summary.json")["Body"].read()
+    assert json.loads(body) == result.summary
+    with pytest.raises(AwsAccessError, match="cannot write the report to s3://missing-bucket/x"):
+        run_report(FINDING, {"label": "x"}, output_dir="s3://missing-bucket/x", progress_bar=False)
