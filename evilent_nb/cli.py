@@ -147,7 +147,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                     return name, res.status, res.paths["html"], 0
                 except EvilentNbError as exc:
                     print(f"{PROG}: error: {exc}", file=sys.stderr)
-                    return name, "ERROR", "-", exc.exit_code
+                    return name, "ERROR", getattr(exc, "notebook_path", None) or "-", exc.exit_code
 
             # Kernels are processes: two at a time keeps a small machine responsive.
             with ThreadPoolExecutor(max_workers=2) as pool:
