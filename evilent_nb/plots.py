@@ -822,18 +822,19 @@ def probe_bars(probes: pd.DataFrame, *, title: str = "/health probes") -> Figure
     notes = []
     for code, err, good in zip(probes["status_code"], probes["error"], ok, strict=True):
         code_s = "" if pd.isna(code) else f"HTTP {int(code)}"
-        err_s = "" if pd.isna(err) else _short(err, 50)
+        err_s = "" if pd.isna(err) or str(err).startswith(code_s or "\0") else _short(err, 50)
         notes.append(code_s if good else " · ".join(p for p in (code_s, err_s) if p) or "failed")
     ax.bar_label(bars, labels=notes, padding=3, fontsize=9)
     ax.set_yticks(ys, [_short(u, 70) for u in probes["url"]], fontsize=9)
-    ax.margins(x=0.15)
+    ax.margins(x=0.3)  # room for the labels at the bars' ends
     ax.legend(
         handles=[
-            Patch(color=SEVERITY_COLORS["OK"][0], label="2xx"),
+            Patch(color=SEVERITY_COLORS["OK"][0], label="answered 2xx"),
             Patch(color=SEVERITY_COLORS["P0"][0], label="failed"),
         ],
-        loc="upper left",
-        bbox_to_anchor=(1.01, 1.0),
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.22),
+        ncol=2,
         frameon=False,
         fontsize=9,
     )
@@ -1058,14 +1059,16 @@ _FINDINGS_CSS = [
         "props": "width: 100%; border-collapse: collapse; table-layout: auto; font-size: 0.9em;",
     },
     {
+        # Headers never break inside a word (the page's own CSS would let them).
         "selector": "th",
         "props": "text-align: left; padding: 4px 8px; background: #f3f3f3;"
-        " border-bottom: 2px solid #999;",
+        " border-bottom: 2px solid #999; white-space: nowrap; overflow-wrap: normal;",
     },
     {
+        # No white-space here: an id+element rule would outrank the per-column cell rules.
         "selector": "td",
-        "props": "padding: 4px 8px; vertical-align: top; white-space: normal;"
-        " overflow-wrap: anywhere; border-bottom: 1px solid #ddd;",
+        "props": "padding: 4px 8px; vertical-align: top; overflow-wrap: break-word;"
+        " border-bottom: 1px solid #ddd;",
     },
     {
         "selector": "caption",
@@ -1129,11 +1132,99 @@ def findings_table(findings: pd.DataFrame, *, caption: str | None = None) -> Sty
     styler = styler.format(_fmt_utc, subset=["at"], na_rep="")
     styler = styler.hide(axis="index").set_table_styles(_FINDINGS_CSS)
     styler = styler.set_properties(subset=["value", "threshold"], **{"text-align": "right"})
-    styler = styler.set_properties(subset=["at"], **{"white-space": "nowrap"})
-    styler = styler.set_properties(subset=["message"], **{"min-width": "18em"})
+    # Short columns never break mid-word; the message and the resource take the rest.
+    styler = styler.set_properties(
+        subset=["severity", "check", "service", "value", "threshold", "at", "playbook"],
+        **{"white-space": "nowrap", "text-align": "left"},
+    )
+    styler = styler.set_properties(subset=["value", "threshold"], **{"text-align": "right"})
+    styler = styler.set_properties(subset=["resource"], **{"overflow-wrap": "anywhere", "max-width": "22em"})
+    styler = styler.set_properties(subset=["message"], **{"min-width": "18em", "text-align": "left"})
     if caption:
         styler = styler.set_caption(caption)
     return styler
+
+
+def _cell(value: Any) -> Any:
+    """One cell of :func:`table`: times in UTC, numbers compact, containers joined."""
+    if isinstance(value, pd.Timestamp | datetime):
+        if pd.isna(value):
+            return ""
+        ts = _utc(value)
+        return ts.strftime("%Y-%m-%d %H:%M:%S UTC" if ts.second or ts.microsecond else "%Y-%m-%d %H:%M UTC")
+    if isinstance(value, list | tuple | set):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, int | float | np.integer | np.floating):
+        return _compact(value)
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return value
+
+
+def table(
+    frame: pd.DataFrame,
+    *,
+    columns: Iterable[str] | None = None,
+    empty: str = "Nothing to show",
+    pre: Iterable[str] = (),
+    max_rows: int | None = 200,
+    caption: str | None = None,
+) -> Styler:
+    """Any frame as a readable report table: nothing truncated, nothing overflowing.
+
+    Parameters
+    ----------
+    frame
+        The frame to show.
+    columns
+        Columns to show, in order (default: all).
+    empty
+        The one-cell text shown for an empty frame.
+    pre
+        Columns shown preformatted (stack traces, log lines): whitespace kept, wrapping.
+    max_rows
+        Show at most this many rows (the caption says how many were left out).
+    caption
+        An optional caption.
+
+    Returns
+    -------
+    pandas.io.formats.style.Styler
+        Left-aligned, no index, 100 % wide, long text wrapping; times as ``YYYY-MM-DD HH:MM
+        UTC``; numbers compact; lists joined; booleans yes/no; HTML escaped.
+
+    Examples
+    --------
+    >>> html = table(pd.DataFrame({"a": [1234567.0], "b": [["x", "y"]]})).to_html()
+    >>> "1,234,567" in html and "x, y" in html
+    True
+    """
+    cols = list(columns) if columns is not None else list(frame.columns)
+    shown = frame[cols] if len(frame.columns) else frame
+    if len(shown) == 0:
+        styler = pd.DataFrame({"": [empty]}).style.hide(axis="index").set_table_styles(_FINDINGS_CSS)
+        return styler.set_caption(caption) if caption else styler
+    left_out = 0
+    if max_rows is not None and len(shown) > max_rows:
+        left_out = len(shown) - max_rows
+        shown = shown.head(max_rows)
+    display = shown.astype(object).map(_cell)
+    styler = display.style.format(na_rep="", escape="html").hide(axis="index")
+    styler = styler.set_table_styles(_FINDINGS_CSS).set_properties(**{"text-align": "left"})
+    pre_cols = [c for c in pre if c in display.columns]
+    if pre_cols:
+        styler = styler.set_properties(
+            subset=pre_cols,
+            **{"white-space": "pre-wrap", "font-family": "monospace", "font-size": "0.85em", "min-width": "24em"},
+        )
+    notes = [caption] if caption else []
+    if left_out:
+        notes.append(f"{left_out} more rows not shown")
+    return styler.set_caption(" · ".join(notes)) if notes else styler
 
 
 def _window_text(window: Any) -> str:

@@ -374,7 +374,8 @@ class IncidentData:
     signatures
         Error signatures in the window, redacted examples.
     lines_around_onset
-        Log lines (redacted) from 5 minutes before to 5 minutes after the onset.
+        ``timestamp, level, request_id, text``: log lines (redacted, Lambda prefix removed)
+        from 5 minutes before to 5 minutes after the onset, at most 80.
     probes, db_instances
         The service's ``/health`` probe; the DB instances' status.
     playbook_id, playbook
@@ -528,15 +529,17 @@ def gather_incident(
         db_endpoint=str(db_row["endpoint"]) if db_row is not None and pd.notna(db_row["endpoint"]) else None)
     steps["ran_here"] = (steps["kind"] == "automated") & steps["command_or_function"].isin(_RAN_HERE)
 
-    around = pd.DataFrame(columns=["timestamp", "log_stream", "level", "message"])
+    around = pd.DataFrame(columns=["timestamp", "level", "request_id", "text"])
     if onset is not None:
         near = events[(events["timestamp"] >= onset - pd.Timedelta(minutes=5))
-                      & (events["timestamp"] <= onset + pd.Timedelta(minutes=5))]
-        around = near[["timestamp", "log_stream", "level", "message"]].head(60).copy()
-        around["message"] = around["message"].map(lambda m: redact(str(m))[:300]).astype("string")
+                      & (events["timestamp"] <= onset + pd.Timedelta(minutes=5))].head(80)
+        around = near[["timestamp", "level", "request_id"]].copy()
+        around["text"] = [redact(logs.parse_line(str(m)).text.strip())[:400] for m in near["message"]]
+        around["text"] = around["text"].astype("string")
 
     timeline = _timeline(win, onset, triggers, stack_events, alarm_frame, svc, errors)
-    esc_rows = [{"field": k, "value": "" if v is None else str(v)} for k, v in escalation.items()]
+    esc_rows = [{"field": k.replace("_", " "), "value": round(v, 1) if isinstance(v, float) else v}
+                for k, v in escalation.items()]
     return IncidentData(
         window=win, service=svc, severity=verdict, reasons=[str(r) for r in reasons], declared=severity,
         escalation=escalation, escalation_frame=pd.DataFrame(esc_rows, columns=["field", "value"]),

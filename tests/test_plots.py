@@ -430,7 +430,7 @@ def test_findings_table_styles_by_severity_without_index():
     assert "2026-11-28 03:00 UTC" in html
     assert ">12,346<" in html and ">10,000<" in html and ">0.07345<" in html and ">150<" in html
     assert "&lt;b&gt;in&lt;/b&gt;" in html and "<b>in</b>" not in html
-    assert "width: 100%" in html and "white-space: normal" in html
+    assert "width: 100%" in html and "white-space: nowrap" in html and "overflow-wrap: break-word" in html
     assert html.count("<tr>") == 1 + 4
 
 
@@ -452,3 +452,61 @@ def test_status_banner():
     assert "&lt;cost&gt; report" in ok
     one = plots.status_banner("P3", report="maintenance", counts={"P3": 1})
     assert "P3 — 1 finding (1 P3)" in one
+
+
+def test_table_formats_cells_and_never_truncates():
+    import pandas as pd
+
+    from evilent_nb.plots import table
+
+    long = "Error: Connection terminated\n    at Client._handleErrorWhileConnecting (client.js:179:10)" * 3
+    frame = pd.DataFrame({
+        "when": [pd.Timestamp("2026-11-28T00:09:18.234Z"), pd.Timestamp("2026-11-28T00:10:00Z")],
+        "count": [1234567.0, 2.0],
+        "ok": [True, False],
+        "groups": [["a", "b"], []],
+        "example": [long, "x"],
+    })
+    html = table(frame, pre=["example"]).to_html()
+    assert "2026-11-28 00:09:18 UTC" in html and "2026-11-28 00:10 UTC" in html
+    assert "1,234,567" in html and ">yes<" in html and ">no<" in html and "a, b" in html
+    assert long.replace("\n", "&#10;")[:20] in html or long[:20] in html
+    assert html.count("client.js:179:10") == 3  # nothing cut
+    assert "pre-wrap" in html and 'class="row_heading' not in html  # no index
+
+
+def test_table_empty_and_row_limit():
+    import pandas as pd
+
+    from evilent_nb.plots import table
+
+    assert "No stale log stream" in table(pd.DataFrame(columns=["a"]), empty="No stale log stream").to_html()
+    html = table(pd.DataFrame({"n": range(12)}), max_rows=10).to_html()
+    assert "2 more rows not shown" in html
+    assert html.count("<tr>") == 11  # header + 10 rows
+
+
+def test_usage_forecast_and_plan_tables():
+    import pandas as pd
+
+    from evilent_nb.plots import forecast_table, plan_summary, usage_table
+
+    u = usage_table({"calls": {"logs.FilterLogEvents": 3, "ce.GetCostAndUsage": 1}, "estimated_cost_usd": 0.01})
+    assert u.to_dict("records") == [
+        {"operation": "ce.GetCostAndUsage", "calls": 1},
+        {"operation": "logs.FilterLogEvents", "calls": 3},
+        {"operation": "total", "calls": 4},
+    ]
+    f = forecast_table({"month_to_date": 46.6, "daily_run_rate": 2.05, "forecast": 50.69}, budget_usd=200)
+    assert f["usd"].tolist() == [46.6, 2.05, 50.69, 200.0]
+    assert f["share_of_budget"].tolist() == [23.3, 1.0, 25.3, 100.0]
+
+    class Data:
+        applied = False
+        retention_result = pd.DataFrame({"applied": [False, False], "status": ["planned", "planned"]})
+        stale_result = pd.DataFrame({"applied": [True], "status": ["done"]})
+        alarm_result = pd.DataFrame({"applied": [False], "status": ["error: denied"]})
+
+    p = plan_summary(Data())
+    assert p[["planned", "applied", "errors"]].values.tolist() == [[2, 0, 0], [1, 1, 0], [1, 0, 1]]
+    assert p["mode"].str.startswith("dry run").all()
