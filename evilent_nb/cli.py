@@ -87,7 +87,7 @@ def _cmd_list(_: argparse.Namespace) -> int:
         params = report_parameters(report)
         width = max((len(p.name) for p in params), default=4)
         for p in params:
-            default = "(required)" if p.required else json.dumps(p.default)
+            default = "(required)" if p.required else "-" if p.default is None else json.dumps(p.default)
             print(f"  {p.name:<{width}}  {p.type:<5}  {default:<10}  {p.help}".rstrip())
     return 0
 
