@@ -31,6 +31,7 @@ __all__ = [
     "gather_health",
     "gather_incident",
     "gather_maintenance",
+    "plan_view",
 ]
 
 
@@ -320,6 +321,21 @@ def gather_maintenance(
         applied=bool(apply),
         findings=findings,
     )
+
+
+def plan_view(plan: pd.DataFrame, result: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """A plan's chosen columns beside what happened to each row (``status``), for display.
+
+    Plans and results share row order (:func:`evilent_nb.maintenance.run_plan`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``columns`` of the plan, then ``status`` (``planned``, ``done`` or ``error: ...``).
+    """
+    view = plan[[c for c in columns if c in plan.columns]].reset_index(drop=True).copy()
+    view["status"] = result["status"].reset_index(drop=True) if "status" in result else pd.Series(dtype="string")
+    return view
 
 
 def _snapshots(db_ids: list[str], *, boto3_session: Any = None) -> pd.DataFrame:

@@ -165,3 +165,15 @@ class TestHealthyScenario(_Scenario):
         assert data.severity == "P3"
         assert data.triggers.empty
         assert set(c.findings["check"]) <= {"incident_severity", "top_error"}
+
+
+def test_plan_view_puts_status_beside_the_plan() -> None:
+    plan = pd.DataFrame({"action": ["delete", "delete"], "target": ["g:a", "g:b"],
+                         "log_group": ["g", "g"], "log_stream": ["a", "b"]})
+    result = pd.DataFrame({"action": ["delete", "delete"], "target": ["g:a", "g:b"],
+                           "applied": [True, False], "status": ["done", "error: gone"]})
+    view = reports.plan_view(plan, result, ["log_group", "log_stream", "no_such_column"])
+    assert view.to_dict("records") == [
+        {"log_group": "g", "log_stream": "a", "status": "done"},
+        {"log_group": "g", "log_stream": "b", "status": "error: gone"},
+    ]
