@@ -596,6 +596,8 @@ class ReportContext:
         self._session = boto3_session
         self._hooked = False
         self._estate: Any = None
+        #: Why discovery failed (the estate is then empty), or ``None``.
+        self.estate_error: DataSourceError | None = None
         self._findings: list[pd.DataFrame] = []
         self._window: Window | None = None
         self._frame_names: Counter[str] = Counter()
@@ -627,10 +629,29 @@ class ReportContext:
     def estate(self) -> Any:
         """The discovered :class:`~evilent_nb.estate.Estate` (discovered once, lazily)."""
         if self._estate is None:
-            from .estate import discover
+            from .estate import Estate, discover
 
-            self._estate = discover(config=self.config, boto3_session=self.session)
+            try:
+                self._estate = discover(config=self.config, boto3_session=self.session)
+            except DataSourceError as exc:
+                # A throttled discovery call must not sink the whole report: it goes on with
+                # no services (DB, bucket, alarms, cost still judged) and says what is missing.
+                self.estate_error = exc
+                self._unavailable(exc.source or "cloudformation.DescribeStacks", exc)
+                cfg = self.config
+                self._estate = Estate(
+                    region=self.session.region_name, services=[], db_instances=list(cfg.db_instances),
+                    backup_bucket=cfg.backup_bucket, backup_prefixes=list(cfg.backup_prefixes), config=cfg,
+                )
         return self._estate
+
+    def _unavailable(self, source: str, exc: BaseException) -> None:
+        """One ``data_unavailable`` finding per failed source, however often it is asked."""
+        from .rules import data_unavailable
+
+        if self.sources.get(source, "ok") == "ok":
+            self.add_findings(data_unavailable(source, exc))
+        self.sources[source] = str(exc)
 
     def gather(
         self,
@@ -656,10 +677,7 @@ class ReportContext:
         try:
             result = fn(*args, **kwargs)
         except DataSourceError as exc:
-            from .rules import data_unavailable
-
-            self.sources[source] = str(exc)
-            self.add_findings(data_unavailable(source, exc))
+            self._unavailable(source, exc)
             if empty is not None:
                 return empty
             schema = _SOURCE_SCHEMAS.get(getattr(fn, "__name__", ""), getattr(fn, "__name__", ""))

@@ -94,7 +94,9 @@ def gather_health(ctx: Any, *, window: str = "24h") -> HealthData:
     estate = ctx.estate
     stacks = ctx.gather("cloudformation.DescribeStacks", inventory.stacks, name_contains=cfg.name_contains)
     functions = ctx.gather("lambda.ListFunctions", inventory.functions, name_contains=cfg.name_contains)
-    urls = {s.name: s.health_url for s in estate.services}
+    # A service without an *ApiUrl output (a worker, a queue consumer) has nothing to probe:
+    # probing None would report it down (P0).
+    urls = {s.name: s.health_url for s in estate.services if s.health_url}
     probes = ctx.record_frame("probes", probe, urls)
     errors = ctx.gather("logs.FilterLogEvents", logs.error_counts, estate.log_groups,
                         window=win, pattern=cfg.rulebook["log_errors"]["pattern"])
@@ -485,6 +487,8 @@ def gather_incident(
     win = ctx.window(start=start, end=end)
     cfg, rulebook = ctx.config, ctx.config.rulebook
     estate = ctx.estate
+    if getattr(ctx, "estate_error", None) is not None:
+        raise ctx.estate_error  # without discovery there is no service to analyse
     svc = estate.service(service)
     lookback = pd.Timedelta(minutes=int(rulebook["incident"]["lookback_min"]))
     wide = Window(win.start - lookback.to_pytimedelta(), win.end)
@@ -496,7 +500,7 @@ def gather_incident(
     queries = (metrics.lambda_metrics(svc.functions) + metrics.apigw_metrics(svc.apis)
                + metrics.rds_metrics(estate.db_instances))
     frame = ctx.gather("cloudwatch.GetMetricData", metrics.metric_data, queries, wide, period=300)
-    probes = ctx.record_frame("probes", probe, {svc.name: svc.health_url})
+    probes = ctx.record_frame("probes", probe, {svc.name: svc.health_url} if svc.health_url else {})
     dbs = ctx.gather("rds.DescribeDBInstances", inventory.db_instances, ids=list(estate.db_instances))
     stack_events = ctx.gather("cloudformation.DescribeStackEvents", inventory.stack_events, svc.stack, window=wide)
     fns = ctx.gather("lambda.ListFunctions", inventory.functions, name_contains=cfg.name_contains)

@@ -312,7 +312,8 @@ def _period_rule(rule: Mapping[str, Any]) -> int:
 
 
 def _url_key(url: Any) -> str:
-    text = str(url or "").strip().rstrip("/")
+    text = "" if url is None or (not isinstance(url, str) and pd.isna(url)) else str(url)
+    text = text.strip().rstrip("/")
     if text.endswith("/health"):
         text = text[: -len("/health")].rstrip("/")
     return text.lower()
