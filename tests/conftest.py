@@ -48,3 +48,23 @@ def session():
 def aws_example(name: str) -> dict[str, Any]:
     """An AWS-shaped response from ``tests/fixtures/aws-examples/<name>.json``."""
     return json.loads((FIXTURES / "aws-examples" / f"{name}.json").read_text())
+
+
+# Which report judges each check (DESIGN.md, "Checks and severities").
+REPORT_OF = {
+    "api_health": "health", "stack_status": "health", "lambda_errors": "health",
+    "lambda_duration": "health", "lambda_invocations": "health", "lambda_throttles": "health",
+    "apigw_5xx_rate": "health", "log_errors": "health", "db_status": "health", "alarm_state": "health",
+    "monthly_cost": "cost", "cost_anomaly": "cost",
+    "log_retention": "maintenance", "stale_log_streams": "maintenance", "unused_policy": "maintenance",
+    "db_backup_age": "maintenance", "deprecated_runtime": "maintenance", "missing_alarm": "maintenance",
+    "incident_severity": "incident", "suspected_trigger": "incident", "top_error": "incident",
+}
+
+
+def planted(scenario: str, report: str) -> set[tuple[str, str, str]]:
+    """``(check, resource, severity)`` a sandbox scenario declares for one report."""
+    from evilent_nb.sandbox import get_scenario
+
+    return {(p.check, p.resource, p.severity) for p in get_scenario(scenario).planted
+            if REPORT_OF[p.check] == report}

@@ -13,21 +13,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import planted
 
 from evilent_nb.report import REPORTS, run_report
-from evilent_nb.sandbox import SECRETS, Sandbox, get_scenario
+from evilent_nb.sandbox import SECRETS, Sandbox
 
 pytestmark = pytest.mark.notebooks
 
-REPORT_OF = {
-    "api_health": "health", "stack_status": "health", "lambda_errors": "health",
-    "lambda_duration": "health", "lambda_invocations": "health", "lambda_throttles": "health",
-    "apigw_5xx_rate": "health", "log_errors": "health", "db_status": "health", "alarm_state": "health",
-    "monthly_cost": "cost", "cost_anomaly": "cost",
-    "log_retention": "maintenance", "stale_log_streams": "maintenance", "unused_policy": "maintenance",
-    "db_backup_age": "maintenance", "deprecated_runtime": "maintenance", "missing_alarm": "maintenance",
-    "incident_severity": "incident", "suspected_trigger": "incident", "top_error": "incident",
-}
 PARAMS = {
     "incident": {"health": {}, "cost": {}, "maintenance": {}, "incident": {"service": "product"}},
     "healthy": {"health": {}, "cost": {}, "maintenance": {}, "incident": {"service": "user"}},
@@ -67,8 +59,7 @@ def _expected(scenario: str, report: str) -> set[tuple[str, str, str]]:
         # an incident report always classifies; the user service's usual ERROR lines are P3
         return {("incident_severity", "user", "P3"),
                 ("top_error", "/aws/lambda/UserServiceStack-ServiceUserServiceFunction", "P3")}
-    return {(p.check, p.resource, p.severity) for p in get_scenario(scenario).planted
-            if REPORT_OF[p.check] == report}
+    return planted(scenario, report)
 
 
 @pytest.mark.parametrize("scenario", ["incident", "healthy"])

@@ -9,27 +9,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from botocore.awsrequest import AWSResponse
+from conftest import planted
 
 from evilent_nb import reports
 from evilent_nb.aws import get_session
 from evilent_nb.report import ReportContext
 from evilent_nb.sandbox import SECRETS, Sandbox, get_scenario
-
-# Which report judges each check (DESIGN.md, "Checks and severities").
-REPORT_OF = {
-    "api_health": "health", "stack_status": "health", "lambda_errors": "health",
-    "lambda_duration": "health", "lambda_invocations": "health", "lambda_throttles": "health",
-    "apigw_5xx_rate": "health", "log_errors": "health", "db_status": "health", "alarm_state": "health",
-    "monthly_cost": "cost", "cost_anomaly": "cost",
-    "log_retention": "maintenance", "stale_log_streams": "maintenance", "unused_policy": "maintenance",
-    "db_backup_age": "maintenance", "deprecated_runtime": "maintenance", "missing_alarm": "maintenance",
-    "incident_severity": "incident", "suspected_trigger": "incident", "top_error": "incident",
-}
-
-
-def planted(scenario: str, report: str) -> set[tuple[str, str, str]]:
-    return {(p.check, p.resource, p.severity) for p in get_scenario(scenario).planted
-            if REPORT_OF[p.check] == report}
 
 
 def found(findings: pd.DataFrame) -> set[tuple[str, str, str]]:
