@@ -58,8 +58,26 @@ def _merge(base: dict[str, Any], over: dict[str, Any], path: str = "rulebook") -
         if isinstance(out[key], dict) and isinstance(value, dict):
             out[key] = _merge(out[key], value, f"{path}.{key}")
         else:
+            _check_type(out[key], value, f"{path}.{key}")
             out[key] = value
     return out
+
+
+def _check_type(default: Any, value: Any, where: str) -> None:
+    """An override has the shape of the value it replaces (a bad one fails here, not in a check)."""
+    number = (int, float)
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, number):
+        ok = value is None or (isinstance(value, number) and not isinstance(value, bool))
+    elif isinstance(default, dict | list | str):
+        ok = isinstance(value, type(default))
+    else:
+        ok = True
+    if not ok:
+        kind = {bool: "true or false", dict: "a mapping", list: "a list", str: "a string"}.get(
+            type(default), "a number")
+        raise ConfigError(f"{where} must be {kind}, got {value!r}")
 
 
 @dataclass
