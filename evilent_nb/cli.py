@@ -11,10 +11,12 @@ Exit codes: 0 ran (nothing at or above ``--fail-on``), 1 a finding at or above
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn
 
@@ -190,9 +192,52 @@ _COMMANDS = {
 }
 
 
+class _HeldWarnings(logging.Handler):
+    """Holds log warnings (and Python warnings) of a command until it is known how it ended.
+
+    Codes 2, 3 and 4 print exactly one line on stderr, so held warnings are dropped then;
+    after a run that worked they follow as ``evilent-nb: warning: ...`` lines.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage().strip().splitlines()
+        if record.name == "py.warnings":  # "file:line: Category: message"; ours only
+            text = [t.split(": ", 2)[-1] for t in text[:1] if "evilent_nb" in t.split(":", 1)[0]]
+        elif not record.name.startswith("evilent_nb"):
+            return  # the libraries' chatter (nbconvert, traitlets ...) is not for the user
+        if text and text[0] not in self.messages:
+            self.messages.append(text[0])
+
+
+@contextlib.contextmanager
+def _hold_warnings() -> Iterator[_HeldWarnings]:
+    root = logging.getLogger()
+    held = _HeldWarnings()
+    root.addHandler(held)
+    logging.captureWarnings(True)
+    try:
+        yield held
+    finally:
+        logging.captureWarnings(False)
+        root.removeHandler(held)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``evilent-nb`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     args = build_parser().parse_args(argv)
+    with _hold_warnings() as held:
+        code = _main(args)
+    if code in (0, 1):
+        for message in held.messages:
+            print(f"{PROG}: warning: {message}", file=sys.stderr)
+    return code
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         return _COMMANDS[args.command](args)
     except EvilentNbError as exc:
@@ -202,6 +247,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug must not exit 1 ("a finding") with a traceback
+        if os.environ.get("EVILENT_NB_DEBUG"):
+            raise
+        message = " ".join(f"{type(exc).__name__}: {exc}".split())
+        print(f"{PROG}: error: unexpected failure: {message} (set EVILENT_NB_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 4
 
 
 if __name__ == "__main__":
