@@ -93,6 +93,7 @@ from .exceptions import (
     AccessDeniedError,
     AwsAccessError,
     BadInputError,
+    ConfigError,
     DataSourceError,
     EndpointUnreachableError,
     EvidenceError,
@@ -102,6 +103,7 @@ from .exceptions import (
     ParameterError,
     ReportExecutionError,
     UnknownReportError,
+    UnknownServiceError,
     WindowError,
 )
 from .frames import SCHEMAS, typed_frame
@@ -139,6 +141,10 @@ FINDING_FIELDS: tuple[str, ...] = tuple(SCHEMAS["findings"])
 _ERROR_CLASSES: dict[str, type[EvilentNbError]] = {
     cls.__name__: cls
     for cls in (AwsAccessError, NoRegionError, NoCredentialsError, AccessDeniedError, EndpointUnreachableError)
+}
+#: Bad input only a kernel could see (an evilent.yml service override ...): still exit code 2.
+_INPUT_ERROR_CLASSES: dict[str, type[EvilentNbError]] = {
+    cls.__name__: cls for cls in (BadInputError, ParameterError, WindowError, UnknownServiceError, ConfigError)
 }
 
 
@@ -379,6 +385,8 @@ def resolve_window(
     end_dt = parse_time(end) if end not in (None, "") else ref
     if start not in (None, ""):
         start_dt = parse_time(start)
+        if start_dt >= ref:
+            raise WindowError(f"start ({isoformat(start_dt)}) is in the future (now is {isoformat(ref)})")
         if end_dt <= start_dt:
             raise WindowError(f"end ({isoformat(end_dt)}) must be after start ({isoformat(start_dt)})")
     else:
@@ -436,6 +444,9 @@ def resolve_parameters(
         parse_window(values["window"], now=ref)
     if "start" in public or "end" in public:
         resolve_window(start=values.get("start"), end=values.get("end"), now=ref)
+    if rep.name == "cost" and isinstance(values.get("window"), str):
+        _check_whole_days(values["window"])
+    _check_ranges(rep.name, values)
     if values.get("severity") not in (None, ""):
         sev = str(values["severity"]).strip().upper()
         if sev not in _RANK:
@@ -444,6 +455,29 @@ def resolve_parameters(
     if "config" in public:
         load_config(values.get("config"))  # ConfigError (exit 2) now rather than in a cell
     return values
+
+
+def _check_whole_days(spec: str) -> None:
+    """Cost Explorer counts whole days: ``12h`` is not a cost window (``48h`` is)."""
+    m = re.fullmatch(r"\s*(\d+)\s*h\s*", spec, re.IGNORECASE)
+    if m and int(m.group(1)) % 24:
+        raise WindowError(f"bad window {spec!r} for report 'cost': cost is counted in whole days; use Nd, Nw or START/END")
+
+
+def _check_ranges(report: str, values: Mapping[str, Any]) -> None:
+    """Values the kernel would refuse, refused before it starts (exit code 2)."""
+    from .maintenance import RETENTION_DAYS
+
+    days = values.get("retention_days")
+    if days is not None and days not in RETENTION_DAYS:
+        raise ParameterError(
+            f"parameter 'retention_days' of report {report!r} must be a retention CloudWatch Logs accepts "
+            f"({', '.join(map(str, RETENTION_DAYS))}), got {days!r}"
+        )
+    for name in ("stale_days", "monthly_budget_usd"):
+        value = values.get(name)
+        if value is not None and value < 0:
+            raise ParameterError(f"parameter {name!r} of report {report!r} must not be negative, got {value!r}")
 
 
 # -- pre-flight -------------------------------------------------------------------------
@@ -465,8 +499,10 @@ def _check_service(name: str, config: Config, session: boto3.Session) -> None:
 
     try:
         estate = discover(config=config, boto3_session=session)
-    except DataSourceError as exc:
-        raise AwsAccessError(f"cannot discover the services to check {name!r}: {exc}") from exc
+    except DataSourceError:
+        # Throttled, not forbidden (that is AwsAccessError, exit 3): the report itself
+        # retries discovery and, if it fails again, ends as a failed report (exit 4).
+        return
     estate.service(name)  # UnknownServiceError (exit 2) lists the known ones
 
 
@@ -1026,21 +1062,27 @@ def _run(
 ) -> RunResult:
     from .evidence import write_manifest
 
-    local_dir.mkdir(parents=True, exist_ok=True)
     nb_out = local_dir / f"{rep.name}.ipynb"
     html_out = local_dir / f"{rep.name}.html"
     summary_out = local_dir / f"{rep.name}.summary.json"
     evidence = local_dir / f"{rep.name}.evidence"
-    summary_out.unlink(missing_ok=True)  # an earlier run's summary must not outlive this one
-
-    if manifest is not None:
-        assert replay is not None
-        if Path(replay).resolve() != evidence.resolve():
+    try:
+        local_dir.mkdir(parents=True, exist_ok=True)
+        summary_out.unlink(missing_ok=True)  # an earlier run's summary must not outlive this one
+        if manifest is not None:
+            assert replay is not None
+            if Path(replay).resolve() != evidence.resolve():
+                shutil.rmtree(evidence, ignore_errors=True)
+                shutil.copytree(replay, evidence)
+        else:
             shutil.rmtree(evidence, ignore_errors=True)
-            shutil.copytree(replay, evidence)
-    else:
-        shutil.rmtree(evidence, ignore_errors=True)
-        evidence.mkdir(parents=True)
+            evidence.mkdir(parents=True)
+        probe = local_dir / f".{rep.name}.write-test"
+        probe.write_bytes(b"")  # a read-only directory fails here, not after the kernel ran
+        probe.unlink()
+    except OSError as exc:
+        # Before any kernel: the output directory is bad input (exit 2), not a failed report.
+        raise BadInputError(f"cannot write the report to {out_dir}: {exc.strerror or exc}") from None
 
     # The effective parameters that have a value, as summary.json and the manifest show them.
     shown = {k: v for k, v in values.items() if v is not None}
@@ -1160,4 +1202,8 @@ def _as_failure(report: str, exc: BaseException, notebook: str, cell: int | None
         where = f"cell {cell}" if cell is not None else "a cell"
         first = evalue.strip().splitlines()[0] if evalue.strip() else ename
         return aws_cls(f"report {report!r} could not use AWS in {where}: {first} (executed notebook kept at {notebook})")
+    input_cls = _INPUT_ERROR_CLASSES.get(ename)
+    if input_cls is not None:
+        first = evalue.strip().splitlines()[0] if evalue.strip() else ename
+        return input_cls(f"report {report!r}: {first} (executed notebook kept at {notebook})")
     return ReportExecutionError(report, cell_index=cell, ename=ename, evalue=evalue, notebook_path=notebook)
