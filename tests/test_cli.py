@@ -234,13 +234,15 @@ def test_list_shows_every_report_and_public_parameter(capsys) -> None:
 def test_iam_policy_is_read_only_unless_asked(capsys) -> None:
     assert main(["iam-policy"]) == 0
     policy = json.loads(capsys.readouterr().out)
-    assert [s["Sid"] for s in policy["Statement"]] == ["EvilentNbReportsReadOnly"]
-    actions = policy["Statement"][0]["Action"]
+    assert [s["Sid"] for s in policy["Statement"]] == ["EvilentNbReportsReadOnly", "EvilentNbListRestApis"]
+    actions = sorted(a for s in policy["Statement"] for a in s["Action"])
     assert actions == sorted(READ_ACTIONS) and "sts:GetCallerIdentity" in actions
+    # API Gateway reads are scoped to the REST API list (GET on * would reveal API keys)
+    assert policy["Statement"][1]["Resource"] == ["arn:aws:apigateway:*::/restapis"]
     assert not any(a.split(":")[1].startswith(("Put", "Delete", "Create", "Update")) for a in actions)
     assert main(["iam-policy", "--with-maintenance-writes"]) == 0
     both = json.loads(capsys.readouterr().out)["Statement"]
-    assert both[1]["Action"] == sorted(MAINTENANCE_WRITE_ACTIONS) == [
+    assert both[-1]["Action"] == sorted(MAINTENANCE_WRITE_ACTIONS) == [
         "cloudwatch:PutMetricAlarm", "logs:DeleteLogStream", "logs:PutRetentionPolicy"]
 
 
