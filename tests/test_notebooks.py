@@ -86,8 +86,10 @@ def test_every_report_runs_against_the_sandbox(scenario: str, tmp_path: Path, mo
         assert "ReportContext.open" not in html and "gather_" not in html  # no code cells
         assert 'class="jp-InputPrompt' not in html
         assert html.count("<img") >= (1 if name != "maintenance" else 0)
+        executed = Path(result.paths["notebook"]).read_text()
         for secret in SECRETS:
             assert secret not in html, (name, secret)
+            assert secret not in executed, (name, secret)
         evidence = Path(result.paths["evidence"])
         assert (evidence / "manifest.json").is_file()
         for secret in SECRETS:
