@@ -445,7 +445,7 @@ def resolve_parameters(
     if "start" in public or "end" in public:
         resolve_window(start=values.get("start"), end=values.get("end"), now=ref)
     if rep.name == "cost" and isinstance(values.get("window"), str):
-        _check_whole_days(values["window"])
+        _check_cost_window(values["window"], ref)
     _check_ranges(rep.name, values)
     if values.get("severity") not in (None, ""):
         sev = str(values["severity"]).strip().upper()
@@ -457,11 +457,20 @@ def resolve_parameters(
     return values
 
 
-def _check_whole_days(spec: str) -> None:
-    """Cost Explorer counts whole days: ``12h`` is not a cost window (``48h`` is)."""
+def _check_cost_window(spec: str, now: datetime) -> None:
+    """Cost Explorer counts whole days (``12h`` is no cost window, ``48h`` is) and keeps
+    less history than CloudWatch: what it would refuse is bad input here."""
+    from .cost import _CE_MAX_AGE
+
     m = re.fullmatch(r"\s*(\d+)\s*h\s*", spec, re.IGNORECASE)
     if m and int(m.group(1)) % 24:
         raise WindowError(f"bad window {spec!r} for report 'cost': cost is counted in whole days; use Nd, Nw or START/END")
+    win = parse_window(spec, now=now, max_age=None)
+    if win.start < now - _CE_MAX_AGE:
+        raise WindowError(
+            f"window {spec!r} for report 'cost' starts more than {_CE_MAX_AGE.days} days ago; "
+            "Cost Explorer keeps no older data"
+        )
 
 
 def _check_ranges(report: str, values: Mapping[str, Any]) -> None:

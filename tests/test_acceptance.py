@@ -198,6 +198,7 @@ NOW = "2026-11-28T09:00:00Z"
         ("maintenance", {"stale_days": "-1"}, ParameterError, "must not be negative"),
         ("cost", {"monthly_budget_usd": "-10"}, ParameterError, "must not be negative"),
         ("cost", {"window": "12h"}, WindowError, "whole days"),
+        ("cost", {"window": "455d"}, WindowError, "Cost Explorer keeps no older data"),
         ("incident", {"service": "x", "start": "2026-11-29T00:00:00Z"}, WindowError, "is in the future"),
     ],
 )
@@ -210,6 +211,7 @@ def test_values_a_kernel_would_refuse_are_refused_first(report: str, given: dict
 
 def test_whole_day_windows_in_hours_are_fine_for_cost() -> None:
     assert resolve_parameters("cost", {"window": "48h"}, now=NOW)["window"] == "48h"
+    assert resolve_parameters("cost", {"window": "400d"}, now=NOW)["window"] == "400d"
     assert resolve_parameters("maintenance", {"retention_days": "90", "stale_days": "0"}, now=NOW)["retention_days"] == 90
 
 
