@@ -494,7 +494,9 @@ def _check_ranges(report: str, values: Mapping[str, Any]) -> None:
 
 def _preflight(values: Mapping[str, Any]) -> boto3.Session:
     """A session, proven to reach AWS with one cheap call (AwsAccessError otherwise)."""
-    session = get_session(values.get("profile"), values.get("region"), max_attempts=2)
+    # -p region wins over evilent.yml's region, which wins over the boto3 chain
+    region = values.get("region") or load_config(values.get("config")).region
+    session = get_session(values.get("profile"), region, max_attempts=2)
     try:
         with translate_errors("sts.GetCallerIdentity"):
             client("sts", session).get_caller_identity()
@@ -631,9 +633,9 @@ class ReportContext:
             now = now or manifest.get("now")
             region = region or manifest.get("region")
         self.now: datetime = parse_time(now) if now not in (None, "") else utcnow()
-        self.region = region or None
         self.profile = profile or None
         self.config: Config = config if isinstance(config, Config) else load_config(config)
+        self.region = region or self.config.region or None  # evilent.yml's region, as in the pre-flight
         self.result_path = Path(result_path) if result_path else None
         self.parameters = dict(parameters or {})
         self.sources: dict[str, str] = {}

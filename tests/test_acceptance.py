@@ -387,3 +387,17 @@ def test_cli_on_an_empty_account_and_on_another_estate(server: str, tmp_path: Pa
     assert res.stderr == "evilent-nb: error: unknown service 'shipping'; known services: order, payment\n"
     res = cli("run", "incident", "-p", "service", "order", endpoint=server)  # eu-central-1 is empty
     assert (res.returncode, res.stderr) == (2, "evilent-nb: error: unknown service 'order'; known services: none\n")
+
+
+@pytest.mark.usefixtures("west")
+def test_the_region_of_evilent_yml_is_used_unless_p_region_says_otherwise(tmp_path: Path) -> None:
+    # Was: `region:` was accepted in evilent.yml and then ignored (AWS_DEFAULT_REGION won).
+    from evilent_nb.report import _preflight
+
+    config = tmp_path / "evilent.yml"
+    config.write_text(f"region: {WEST}\n")
+    assert _preflight({"config": str(config)}).region_name == WEST
+    assert _preflight({"config": str(config), "region": "eu-central-1"}).region_name == "eu-central-1"
+    ctx = ReportContext.open("health", config=str(config))
+    assert ctx.session.region_name == WEST and ctx.estate.names == ["order", "payment"]
+    assert ReportContext.open("health", config=str(config), region="eu-central-1").estate.names == []
