@@ -401,3 +401,14 @@ def test_the_region_of_evilent_yml_is_used_unless_p_region_says_otherwise(tmp_pa
     ctx = ReportContext.open("health", config=str(config))
     assert ctx.session.region_name == WEST and ctx.estate.names == ["order", "payment"]
     assert ReportContext.open("health", config=str(config), region="eu-central-1").estate.names == []
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
+    # Was: `evilent-nb iam-policy | head -1` could end in a BrokenPipeError traceback.
+    proc = subprocess.Popen([sys.executable, "-m", "evilent_nb.cli", "iam-policy"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert (proc.wait(timeout=60), err) == (141, b"")
