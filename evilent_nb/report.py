@@ -107,6 +107,7 @@ from .exceptions import (
     WindowError,
 )
 from .frames import SCHEMAS, typed_frame
+from .rules import SEVERITIES
 from .timeframe import Window, isoformat, parse_time, parse_window, utcnow
 
 __all__ = [
@@ -118,6 +119,7 @@ __all__ = [
     "ReportContext",
     "RunResult",
     "findings_to_records",
+    "merge_usage",
     "get_report",
     "notebook_path",
     "report_parameters",
@@ -126,7 +128,6 @@ __all__ = [
     "run_report",
 ]
 
-SEVERITIES: tuple[str, ...] = ("P0", "P1", "P2", "P3")
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
 #: Injected by the runner; declared in every report's parameters cell.
 INTERNAL_PARAMETERS = ("_now", "_result_path", "_evidence_dir", "_replay")
@@ -1034,20 +1035,28 @@ def run_report(
 
     values = resolve_parameters(rep, given, now=now)
     region = values.get("region")
+    out_dir = str(output_dir) if output_dir else os.path.join(DEFAULT_OUTPUT_ROOT, now.strftime("%Y-%m-%d"))
+    pre_usage: dict[str, Any] | None = None
     if manifest is not None:
         region = manifest.get("region") or region
     elif rep.needs_aws:
-        session = _preflight(values)
-        region = session.region_name
-        if values.get("service") not in (None, ""):
-            _check_service(str(values["service"]), load_config(values.get("config")), session)
+        try:
+            session = _preflight(values)
+            region = session.region_name
+            if values.get("service") not in (None, ""):
+                _check_service(str(values["service"]), load_config(values.get("config")), session)
+        except AwsAccessError as exc:
+            _mark_failed(rep, out_dir, now, values, exc)
+            raise
+        # the pre-flight's calls are the report's calls too
+        pre_usage = usage(session).to_dict()
 
-    out_dir = str(output_dir) if output_dir else os.path.join(DEFAULT_OUTPUT_ROOT, now.strftime("%Y-%m-%d"))
     remote = _is_remote(out_dir)
     staging_tmp = tempfile.mkdtemp(prefix="evilent-nb-") if remote else None
     local_dir = Path(staging_tmp) if staging_tmp else Path(out_dir)
     try:
-        return _run(rep, values, now, region, manifest, replay, local_dir, out_dir, fail_on, progress_bar, timeout_s)
+        return _run(rep, values, now, region, manifest, replay, local_dir, out_dir, fail_on, progress_bar, timeout_s,
+                    pre_usage)
     finally:
         if staging_tmp:
             try:
@@ -1070,6 +1079,7 @@ def _run(
     fail_on: str | None,
     progress_bar: bool | None,
     timeout_s: float | None,
+    pre_usage: Mapping[str, Any] | None = None,
 ) -> RunResult:
     from .evidence import write_manifest
 
@@ -1157,7 +1167,8 @@ def _run(
 
     if failure is not None:
         summary = {**base, **_pick(result, "window", "region"), "status": "ERROR", "error": str(failure),
-                   "findings": (result or {}).get("findings", []), "api_usage": (result or {}).get("api_usage", {})}
+                   "findings": (result or {}).get("findings", []),
+                   "api_usage": merge_usage((result or {}).get("api_usage", {}), pre_usage)}
         _write_json_atomic(summary_out, summary)
         raise failure
 
@@ -1168,7 +1179,7 @@ def _run(
         **_pick(result, "window", "region"),
         "status": _status(findings),
         "findings": findings,
-        "api_usage": result.get("api_usage", {}),
+        "api_usage": merge_usage(result.get("api_usage", {}), pre_usage),
     }
     _write_json_atomic(summary_out, summary)
     exit_code = 0
@@ -1177,6 +1188,50 @@ def _run(
         if any(_RANK.get(f.get("severity"), 99) <= limit for f in findings):
             exit_code = 1
     return RunResult(rep.name, summary["status"], exit_code, summary, paths())
+
+
+def merge_usage(report: Mapping[str, Any], preflight: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The report kernel's ``api_usage`` plus the runner's pre-flight calls.
+
+    Examples
+    --------
+    >>> merge_usage({"calls": {"ce.GetCostAndUsage": 1}, "total_calls": 1, "estimated_cost_usd": 0.01},
+    ...             {"calls": {"sts.GetCallerIdentity": 1}, "total_calls": 1, "estimated_cost_usd": 0.0})
+    {'calls': {'ce.GetCostAndUsage': 1, 'sts.GetCallerIdentity': 1}, 'total_calls': 2, 'estimated_cost_usd': 0.01, 'preflight_calls': 1}
+    """
+    merged = dict(report or {})
+    if not preflight:
+        return merged
+    calls = Counter(merged.get("calls") or {})
+    calls.update(preflight.get("calls") or {})
+    merged["calls"] = dict(sorted(calls.items()))
+    merged["total_calls"] = sum(calls.values())
+    for key in ("metrics_requested", "bytes_scanned"):
+        if key in merged or key in preflight:
+            merged[key] = merged.get(key, 0) + preflight.get(key, 0)
+    merged["estimated_cost_usd"] = round(
+        float(merged.get("estimated_cost_usd") or 0.0) + float(preflight.get("estimated_cost_usd") or 0.0), 6)
+    merged["preflight_calls"] = sum((preflight.get("calls") or {}).values())
+    return merged
+
+
+def _mark_failed(rep: Report, out_dir: str, now: datetime, values: Mapping[str, Any], exc: BaseException) -> None:
+    """AWS could not be used: an earlier run's summary in ``out_dir`` must not pass for this one's.
+
+    When the local output directory already holds this report's summary (a scheduler runs
+    into the same dated directory), it is replaced by one saying ``"status": "ERROR"``.
+    Otherwise nothing is written.
+    """
+    target = Path(out_dir) / f"{rep.name}.summary.json"
+    if _is_remote(out_dir) or not target.is_file():
+        return
+    summary = {
+        "report": rep.name, "generated_at": isoformat(now), "window": {"start": None, "end": None},
+        "region": values.get("region"), "parameters": _redact_params({k: v for k, v in values.items() if v is not None}),
+        "status": "ERROR", "error": str(exc), "findings": [], "api_usage": {"calls": {}, "estimated_cost_usd": 0.0},
+    }
+    with contextlib.suppress(OSError):
+        _write_json_atomic(target, summary)
 
 
 def _pick(result: Mapping[str, Any] | None, *keys: str) -> dict[str, Any]:

@@ -95,7 +95,11 @@ def test_every_report_runs_against_the_sandbox(scenario: str, tmp_path: Path, mo
         for secret in SECRETS:
             assert all(secret not in p.read_text() for p in evidence.rglob("*") if p.is_file())
 
-    assert results["cost"].summary["api_usage"]["calls"] == {"ce.GetCostAndUsage": 1}
+    # one Cost Explorer request; the runner's pre-flight identity check is counted too
+    assert results["cost"].summary["api_usage"]["calls"] == {"ce.GetCostAndUsage": 1, "sts.GetCallerIdentity": 1}
+    assert results["cost"].summary["api_usage"]["preflight_calls"] == 1
+    # the incident's pre-flight also discovered the estate to check the service name
+    assert results["incident"].summary["api_usage"]["preflight_calls"] > 1
     if scenario == "incident":
         assert results["health"].status == "P0" and results["incident"].status == "P0"
         # the post-mortem reproduces the incident offline, with no sandbox left

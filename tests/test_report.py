@@ -15,6 +15,7 @@ from evilent_nb.exceptions import (
     AccessDeniedError,
     AwsAccessError,
     ConfigError,
+    EndpointUnreachableError,
     NoCredentialsError,
     ParameterError,
     ReportExecutionError,
@@ -134,6 +135,19 @@ def test_aws_preflight_fails_before_the_kernel(tmp_path: Path, monkeypatch: pyte
     with pytest.raises(NoCredentialsError, match="no AWS credentials"):
         run_report(fixture("finding", needs_aws=True), {"label": "x"}, output_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_aws_failure_supersedes_an_earlier_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scheduler running into the same dated directory must not read yesterday's OK."""
+    rep = fixture("finding", needs_aws=True)
+    stale = tmp_path / f"{rep.name}.summary.json"
+    stale.write_text(json.dumps({"report": rep.name, "status": "OK", "findings": []}))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    with pytest.raises(EndpointUnreachableError):
+        run_report(rep, {"label": "x"}, output_dir=tmp_path)
+    summary = json.loads(stale.read_text())
+    assert summary["status"] == "ERROR" and "unreachable" in summary["error"]
+    assert summary["findings"] == []
 
 
 # -- findings --------------------------------------------------------------------------
