@@ -130,7 +130,7 @@ def main(quick: bool) -> None:
         return
     print("\n### End to end: run_report (pre-flight, kernel, HTML, summary, evidence), one after another\n")
     print(table(["report", "wall s", "API calls (summary)", "CE requests", "GetMetricData calls",
-                 "est. USD", "pre-flight calls (not in summary)", "status", "HTML KiB", "rule"], e2e_rows))
+                 "est. USD", "of which pre-flight (parent process)", "status", "HTML KiB", "rule"], e2e_rows))
 
     cli = Path(sys.executable).with_name("evilent-nb")
     with tempfile.TemporaryDirectory(prefix="evilent-bench-demo-") as out, timer() as t:
