@@ -93,6 +93,11 @@ def default_config(max_attempts: int | None = None) -> Config:
     Returns
     -------
     botocore.config.Config
+
+    Examples
+    --------
+    >>> default_config(3).retries
+    {'mode': 'standard', 'total_max_attempts': 3}
     """
     return Config(
         retries={"mode": "standard", "total_max_attempts": max_attempts or DEFAULT_MAX_ATTEMPTS},
@@ -182,7 +187,13 @@ class ApiUsage:
 
 
 def usage(boto3_session: boto3.Session | None = None) -> ApiUsage:
-    """The :class:`ApiUsage` counter of a session (attached on first use)."""
+    """The :class:`ApiUsage` counter of a session (attached on first use).
+
+    Examples
+    --------
+    >>> usage(get_session(region="eu-central-1")).to_dict()["calls"]   # doctest: +SKIP
+    {}
+    """
     session = ensure_session(boto3_session)
     existing = getattr(session, "_evilent_usage", None)
     if existing is None:
@@ -220,6 +231,12 @@ def get_session(
     Raises
     ------
     NoRegionError, NoCredentialsError, AwsAccessError
+
+    Examples
+    --------
+    >>> session = get_session(profile="evilent-readonly", region="eu-central-1")  # doctest: +SKIP
+    >>> session.region_name                                                      # doctest: +SKIP
+    'eu-central-1'
     """
     try:
         session = boto3.Session(profile_name=profile or None, region_name=region or None)
@@ -246,7 +263,13 @@ _default_session: boto3.Session | None = None
 
 
 def ensure_session(boto3_session: boto3.Session | None = None) -> boto3.Session:
-    """Return ``boto3_session``, or a process-wide default session from the standard chain."""
+    """Return ``boto3_session``, or a process-wide default session from the standard chain.
+
+    Examples
+    --------
+    >>> ensure_session().region_name   # the standard chain   # doctest: +SKIP
+    'eu-central-1'
+    """
     global _default_session
     if boto3_session is not None:
         return boto3_session
@@ -267,6 +290,11 @@ def client(service: str, boto3_session: boto3.Session | None = None) -> Any:
         boto3 service name: ``cloudwatch``, ``logs``, ``ce``, ``cloudformation`` ...
     boto3_session
         Session to use; default :func:`ensure_session`.
+
+    Examples
+    --------
+    >>> client("ce").meta.endpoint_url                       # doctest: +SKIP
+    'https://ce.us-east-1.amazonaws.com'
     """
     session = ensure_session(boto3_session)
     usage(session)  # counters must be registered before the client copies the events
@@ -298,6 +326,11 @@ def translate_errors(source: str) -> Iterator[None]:
       subclasses (the report cannot go on);
     - anything else from AWS (throttling past the retries, a timeout, a service error):
       :class:`DataSourceError` naming ``source`` (the report can go on without it).
+
+    Examples
+    --------
+    >>> with translate_errors("logs.FilterLogEvents"):        # doctest: +SKIP
+    ...     client("logs").filter_log_events(logGroupName="/aws/lambda/x")
     """
     try:
         yield

@@ -45,7 +45,13 @@ _KNOWN = set(_DEFAULTS) | {"rulebook", "region"}
 
 
 def default_rulebook() -> dict[str, Any]:
-    """The rulebook shipped in the package (a fresh copy)."""
+    """The rulebook shipped in the package (a fresh copy).
+
+    Examples
+    --------
+    >>> default_rulebook()["lambda_errors"]["p1_above"]
+    100
+    """
     text = resources.files("evilent_nb").joinpath("rulebook.yaml").read_text(encoding="utf-8")
     return yaml.safe_load(text)
 

@@ -184,7 +184,13 @@ SCHEMAS: dict[str, dict[str, str]] = {
 
 
 def snake(name: str) -> str:
-    """``FunctionName`` -> ``function_name``, ``DBInstanceIdentifier`` -> ``db_instance_identifier``."""
+    """``FunctionName`` -> ``function_name``, ``DBInstanceIdentifier`` -> ``db_instance_identifier``.
+
+    Examples
+    --------
+    >>> snake("DBInstanceIdentifier")
+    'db_instance_identifier'
+    """
     out: list[str] = []
     for i, ch in enumerate(name):
         if ch.isupper() and i and (

@@ -88,6 +88,13 @@ def gather_health(ctx: Any, *, window: str = "24h") -> HealthData:
     Returns
     -------
     HealthData
+
+    Examples
+    --------
+    >>> ctx = ReportContext.open("health")                    # doctest: +SKIP
+    >>> data = gather_health(ctx, window="24h")             # doctest: +SKIP
+    >>> ctx.status, len(data.metrics)                       # doctest: +SKIP
+    ('P0', 312)
     """
     win = ctx.window(window)
     cfg = ctx.config
@@ -176,6 +183,12 @@ def gather_cost(ctx: Any, *, window: str = "35d", monthly_budget_usd: float | No
         Whole days (``35d``) or ``START/END``.
     monthly_budget_usd
         Default: the rulebook's ``budget.monthly_usd`` (100).
+
+    Examples
+    --------
+    >>> data = gather_cost(ReportContext.open("cost"), window="35d")   # doctest: +SKIP
+    >>> data.forecast["forecast"]                                      # doctest: +SKIP
+    50.69
     """
     win = ctx.window(window)
     rulebook = ctx.config.rulebook
@@ -274,6 +287,12 @@ def gather_maintenance(
         The retention every log group should have.
     stale_days
         A stream whose last event is older than this is stale.
+
+    Examples
+    --------
+    >>> data = gather_maintenance(ReportContext.open("maintenance"))   # doctest: +SKIP
+    >>> data.retention_result["status"].unique().tolist()              # doctest: +SKIP
+    ['planned']
     """
     cfg = ctx.config
     estate = ctx.estate
@@ -334,6 +353,12 @@ def plan_view(plan: pd.DataFrame, result: pd.DataFrame, columns: list[str]) -> p
     -------
     pandas.DataFrame
         ``columns`` of the plan, then ``status`` (``planned``, ``done`` or ``error: ...``).
+
+    Examples
+    --------
+    >>> plan = pd.DataFrame({"action": ["delete"], "target": ["g:s"], "log_group": ["g"]})
+    >>> plan_view(plan, pd.DataFrame({"status": ["planned"]}), ["log_group"]).to_dict("records")
+    [{'log_group': 'g', 'status': 'planned'}]
     """
     view = plan[[c for c in columns if c in plan.columns]].reset_index(drop=True).copy()
     view["status"] = result["status"].reset_index(drop=True) if "status" in result else pd.Series(dtype="string")
@@ -480,6 +505,12 @@ def gather_incident(
         ISO-8601 UTC; default ``end`` = now, ``start`` = ``end`` - 3 h.
     severity
         A declared severity (P0-P3), shown beside the one the evidence supports.
+
+    Examples
+    --------
+    >>> data = gather_incident(ReportContext.open("incident"), service="product")   # doctest: +SKIP
+    >>> data.severity, data.triggers["resource"].tolist()                           # doctest: +SKIP
+    ('P0', ['ProductServiceStack'])
     """
     from . import incident, playbooks
     from .redact import redact

@@ -44,7 +44,13 @@ _NICE_PERIODS = (60, 300, 900, 3600, 21600, 86400)
 
 
 def utcnow() -> datetime:
-    """Now, tz-aware UTC, to the second."""
+    """Now, tz-aware UTC, to the second.
+
+    Examples
+    --------
+    >>> utcnow().tzinfo
+    datetime.timezone.utc
+    """
     return datetime.now(UTC).replace(microsecond=0)
 
 
@@ -58,6 +64,11 @@ def parse_time(value: Any) -> datetime:
     ------
     WindowError
         When the value is not a time.
+
+    Examples
+    --------
+    >>> parse_time("2026-11-28T10:00:00+01:00")
+    datetime.datetime(2026, 11, 28, 9, 0, tzinfo=datetime.timezone.utc)
     """
     if isinstance(value, pd.Timestamp):
         value = value.to_pydatetime()
@@ -84,7 +95,13 @@ def parse_time(value: Any) -> datetime:
 
 
 def isoformat(dt: datetime | pd.Timestamp) -> str:
-    """``2026-11-28T09:00:00Z`` (UTC, seconds, ``Z``)."""
+    """``2026-11-28T09:00:00Z`` (UTC, seconds, ``Z``).
+
+    Examples
+    --------
+    >>> isoformat(parse_time("2026-11-28 09:00:05.5"))
+    '2026-11-28T09:00:05Z'
+    """
     return parse_time(dt).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
