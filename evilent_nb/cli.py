@@ -130,7 +130,18 @@ def _demo_parameters(sandbox: Any) -> dict[str, dict[str, str]]:
     return {"health": {}, "cost": {}, "incident": {"service": service}, "maintenance": {}}
 
 
+def _require_sandbox() -> None:
+    """The sandbox runs on moto, an optional extra: say how to get it (exit code 2)."""
+    import importlib.util
+
+    if importlib.util.find_spec("moto") is None:
+        raise BadInputError(
+            "the sandbox needs moto: pip install 'evilent-nb[sandbox]' (make demo installs it)"
+        )
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
+    _require_sandbox()
     from .report import run_report
     from .sandbox import Sandbox
 
@@ -167,6 +178,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
+    _require_sandbox()
     from .sandbox import DEFAULT_SCENARIO, SCENARIOS, serve
 
     scenario = args.scenario or DEFAULT_SCENARIO

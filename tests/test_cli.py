@@ -253,3 +253,14 @@ def test_console_script_is_installed() -> None:
     res = subprocess.run([str(script), "iam-policy"], capture_output=True, text=True, timeout=60,
                          env={**os.environ}, check=False)
     assert res.returncode == 0 and json.loads(res.stdout)["Version"] == "2012-10-17"
+
+
+@pytest.mark.parametrize("command", [["demo"], ["sandbox"]])
+def test_sandbox_commands_without_moto_say_how_to_install_it(command, monkeypatch, capsys) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "moto" else real(name, *a))
+    assert main(command) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["evilent-nb: error: the sandbox needs moto: pip install 'evilent-nb[sandbox]' (make demo installs it)"]
