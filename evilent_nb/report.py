@@ -1156,7 +1156,12 @@ def _run(
         shutil.rmtree(work, ignore_errors=True)
 
     if manifest is None:
-        write_manifest(evidence, report=rep.name, parameters=_redact_params(shown), now=now, region=region)
+        # The pre-flight's calls happened outside the kernel: keep their count so that a
+        # replay reports the same api_usage as the run it reproduces.
+        write_manifest(evidence, report=rep.name, parameters=_redact_params(shown), now=now, region=region,
+                       extra={"preflight_usage": dict(pre_usage)} if pre_usage else None)
+    else:
+        pre_usage = manifest.get("preflight_usage") or None
 
     if nb_out.is_file():
         try:
