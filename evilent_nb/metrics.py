@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from . import aws
+from .exceptions import ParameterError
 from .frames import SCHEMAS, UTC_TS, snake, typed_frame
-from .timeframe import MAX_QUERIES_PER_CALL, Window, choose_period, parse_window
+from .timeframe import MAX_QUERIES_PER_CALL, Window, choose_period, parse_time, parse_window, utcnow
 
 __all__ = [
     "APIGW_STATS",
@@ -204,11 +205,47 @@ def _aligned(win: Window, period: int) -> tuple[datetime, datetime]:
     return datetime.fromtimestamp(lo, UTC), datetime.fromtimestamp(hi, UTC)
 
 
+#: High-resolution periods (seconds) AWS accepts besides multiples of 60; their data is
+#: kept 3 hours.
+_HIGH_RES_PERIODS = (1, 5, 10, 20, 30)
+_HIGH_RES_RETENTION = timedelta(hours=3)
+
+
+def _tier(start: datetime, now: datetime) -> int:
+    """The period every datapoint starting at ``start`` must be a multiple of (retention tiers)."""
+    age = now - start
+    if age <= timedelta(days=15):
+        return 60
+    if age <= timedelta(days=63):
+        return 300
+    return 3600
+
+
+def _retention_period(win: Window, period: int, now: datetime) -> int:
+    """``period`` rounded up to what AWS still holds data for at the window's (aligned) start.
+
+    Past 15 days AWS keeps 5-minute data only, past 63 days hourly data only; a period
+    that is not a multiple of the tier's returns *no* datapoints (and no error), so a
+    caller's ``period=60`` for a window 20 days back becomes 300. The aligned start is
+    rechecked because aligning can move it past a tier boundary.
+    """
+    if period < 60 and period in _HIGH_RES_PERIODS and now - win.start <= _HIGH_RES_RETENTION:
+        return period
+    for _ in range(3):
+        base = _tier(_aligned(win, period)[0], now)
+        fixed = -(-period // base) * base
+        if fixed == period:
+            break
+        period = fixed
+    return period
+
+
 def metric_data(
     queries: Iterable[MetricQuery],
     window: Window | str,
     *,
     period: int | None = None,
+    now: Any = None,
     boto3_session: boto3.Session | None = None,
 ) -> pd.DataFrame:
     """Pull metric queries through GetMetricData, up to 500 per call, into one long frame.
@@ -231,6 +268,14 @@ def metric_data(
     period
         Seconds per datapoint; default :func:`~evilent_nb.timeframe.choose_period` for the
         window and the number of queries (retention tiers and the 100,800-datapoint cap).
+        A given period is rounded up to what CloudWatch still keeps for the window's start
+        (a multiple of 300 s past 15 days, of 3600 s past 63 days; 1, 5, 10, 20 or 30 s only
+        within 3 hours, else a multiple of 60): a period AWS holds no data for would return
+        an empty frame without any error. ``attrs["period"]`` is the period used and
+        ``attrs["period_requested"]`` the one given.
+    now
+        The reference "now" for the retention tiers (default: the current time). Reports
+        pass their frozen one so that a replay asks for the same period.
     boto3_session
         Session to use; default the standard chain.
 
@@ -260,9 +305,13 @@ def metric_data(
     >>> frame = metric_data(lambda_metrics(["UserServiceFunction"]), "24h", period=3600)  # doctest: +SKIP
     >>> frame.query("metric == 'Errors'")[["timestamp", "resource", "value"]]           # doctest: +SKIP
     """
-    win = window if isinstance(window, Window) else parse_window(window)
+    ref = parse_time(now) if now is not None else utcnow()
+    win = window if isinstance(window, Window) else parse_window(window, now=ref)
     todo = _unique(queries)
-    period = int(period) if period else choose_period(win, len(todo))
+    requested = int(period) if period is not None else None
+    if requested is not None and requested <= 0:
+        raise ParameterError(f"period must be a positive number of seconds, not {period!r}")
+    period = _retention_period(win, requested or choose_period(win, len(todo), now=ref), ref)
     start, end = _aligned(win, period)
     # Ids are unique across the whole pull, so that pages of one chunk never mix.
     by_id = {f"m{i}": q for i, q in enumerate(todo)}
@@ -318,6 +367,7 @@ def metric_data(
         ["namespace", "metric", "stat", "resource", "timestamp"], kind="stable", na_position="last"
     ).reset_index(drop=True)
     frame.attrs["period"] = period
+    frame.attrs["period_requested"] = requested
     frame.attrs["window"] = win.to_dict()
     frame.attrs["incomplete"] = [
         {

@@ -382,3 +382,44 @@ def test_request_times_are_aligned_to_the_period(session) -> None:
         metric_data(lambda_metrics("f"), Window("2026-11-27T09:20:05Z", "2026-11-28T09:20:05Z"),
                     period=3600, boto3_session=session)
         stub.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize(
+    ("age", "given", "sent"),
+    [
+        (timedelta(days=1), 60, 60),           # 1-minute data is kept 15 days
+        (timedelta(days=20), 60, 300),         # past 15 days only 5-minute data exists
+        (timedelta(days=20), 600, 600),        # already a multiple of 300
+        (timedelta(days=70), 300, 3600),       # past 63 days only hourly data exists
+        (timedelta(days=70), 7200, 7200),
+        (timedelta(minutes=30), 10, 10),       # high resolution, within its 3 hours
+        (timedelta(hours=5), 10, 60),          # high resolution is gone after 3 hours
+        (timedelta(days=1), 90, 120),          # AWS takes multiples of 60 only
+        (timedelta(days=14, hours=23, minutes=59, seconds=50), 3600, 3600),
+        # aligned down to its minute, a start 14d23h59m50s back is 15d20s back: then 300
+        (timedelta(days=14, hours=23, minutes=59, seconds=50), 60, 300),
+    ],
+)
+def test_an_explicit_period_follows_the_retention_tiers(session, age, given, sent) -> None:
+    """A period AWS keeps no data for returns nothing, silently: it is rounded up instead."""
+    now = datetime(2026, 11, 28, 9, 0, 20, tzinfo=UTC)
+    window = Window(now - age, now - age + timedelta(minutes=30))
+    cw = client("cloudwatch", session)
+    periods: list[int] = []
+    cw.meta.events.register(
+        "before-parameter-build.cloudwatch.GetMetricData",
+        lambda params, **_: periods.extend(q["MetricStat"]["Period"] for q in params["MetricDataQueries"]),
+    )
+    with Stubber(cw) as stub:
+        stub.add_response("get_metric_data", {"MetricDataResults": []})
+        frame = metric_data(lambda_metrics("f")[:1], window, period=given, now=now, boto3_session=session)
+    assert periods == [sent]
+    assert frame.attrs["period"] == sent and frame.attrs["period_requested"] == given
+
+
+def test_a_non_positive_period_is_refused_before_any_call(session) -> None:
+    from evilent_nb.exceptions import ParameterError
+
+    with pytest.raises(ParameterError, match="period"):
+        metric_data(lambda_metrics("f"), WINDOW, period=-60, boto3_session=session)
+    assert usage(session).total_calls == 0
