@@ -43,6 +43,7 @@ from .timeframe import Window, parse_window
 
 __all__ = [
     "ERROR_COUNTS_SCHEMA",
+    "ERROR_COUNT_CAP",
     "INSIGHTS_MAX_LOG_GROUPS",
     "Clock",
     "ParsedLine",
@@ -223,14 +224,7 @@ def read_events(
     win = _window(window)
     if limit is not None and limit <= 0:
         raise ParameterError(f"limit must be positive, not {limit}")
-    params: dict[str, Any] = {
-        "logGroupName": log_group,
-        "startTime": _epoch_ms_ceil(win.start),
-        "endTime": _epoch_ms_ceil(win.end) - 1,
-        "interleaved": True,
-    }
-    if pattern:
-        params["filterPattern"] = pattern
+    params = _filter_params(log_group, win, pattern)
     if limit is not None:
         params["PaginationConfig"] = {"PageSize": min(limit, _MAX_PAGE)}
     logs = client("logs", boto3_session)
@@ -274,14 +268,37 @@ def _events_frame(raw: list[dict[str, Any]], log_group: str) -> pd.DataFrame:
     return frame.sort_values("timestamp", kind="stable", ignore_index=True)
 
 
+def _filter_params(log_group: str, win: Window, pattern: str | None) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "logGroupName": log_group,
+        "startTime": _epoch_ms_ceil(win.start),
+        "endTime": _epoch_ms_ceil(win.end) - 1,
+        "interleaved": True,  # ignored by AWS since 2019 (always interleaved); kept for older stand-ins
+    }
+    if pattern:
+        params["filterPattern"] = pattern
+    return params
+
+
+#: :func:`error_counts` stops counting a log group at this many matching events.
+ERROR_COUNT_CAP = 10_000
+
+
 def error_counts(
     log_groups: Iterable[str],
     *,
     window: Window | str,
     pattern: str = "ERROR",
+    max_events: int | None = ERROR_COUNT_CAP,
     boto3_session: boto3.Session | None = None,
 ) -> pd.DataFrame:
     """Count the lines matching ``pattern`` in each log group.
+
+    FilterLogEvents has no count-only mode: counting means reading every matching event
+    (10,000 or 1 MB per page, 5 requests per second per account). A busy group can hold
+    millions of ERROR lines in a day, so each group stops at ``max_events``: its count is
+    then a lower bound, the group is listed in ``attrs["capped"]`` and a warning is logged.
+    Events are counted page by page, never kept or parsed.
 
     Parameters
     ----------
@@ -291,12 +308,16 @@ def error_counts(
         Window or spec; start inclusive, end exclusive.
     pattern
         Filter pattern (default ``ERROR``, the runbook's).
+    max_events
+        Stop counting a group at this many events (default 10,000); ``None`` for no cap.
 
     Returns
     -------
     pandas.DataFrame
-        log_group, count (int64, 0 when nothing matched), first_seen, last_seen (``NaT``
-        when the count is 0). ``attrs["missing"]`` lists groups that do not exist (counted 0).
+        log_group, count (int64, 0 when nothing matched; at most ``max_events``),
+        first_seen, last_seen (``NaT`` when the count is 0; for a capped group, over the
+        events counted). ``attrs["missing"]`` lists groups that do not exist (counted 0),
+        ``attrs["capped"]`` the groups whose count stopped at ``max_events``.
 
     Examples
     --------
@@ -305,20 +326,42 @@ def error_counts(
     0     /aws/lambda/UserFn    150 2026-11-28 03:00:12+00:00 2026-11-28 03:59:40+00:00
     1  /aws/lambda/ProductFn      0                       NaT                       NaT
     """
+    if max_events is not None and max_events <= 0:
+        raise ParameterError(f"max_events must be positive, not {max_events}")
     win = _window(window)
-    rows, missing = [], []
+    logs = client("logs", boto3_session)
+    rows, missing, capped = [], [], []
     for group in dict.fromkeys(log_groups):
-        events = read_events(group, window=win, pattern=pattern, boto3_session=boto3_session)
-        if events.attrs.get("missing"):
-            missing.append(group)
+        params = _filter_params(group, win, pattern)
+        if max_events is not None:
+            params["PaginationConfig"] = {"PageSize": min(max_events, _MAX_PAGE)}
+        count, first, last = 0, None, None
+        with translate_errors("logs.FilterLogEvents"):
+            try:
+                for page in logs.get_paginator("filter_log_events").paginate(**params):
+                    times = [ev["timestamp"] for ev in page.get("events") or () if "timestamp" in ev]
+                    if max_events is not None:
+                        times = times[: max_events - count]
+                    if times:
+                        count += len(times)
+                        first = min(times) if first is None else min(first, *times)
+                        last = max(times) if last is None else max(last, *times)
+                    if max_events is not None and count >= max_events:
+                        capped.append(group)
+                        log.warning("%s: counting stopped at %d %r events (the count is a lower bound)",
+                                    group, count, pattern)
+                        break
+            except logs.exceptions.ResourceNotFoundException:
+                missing.append(group)
         rows.append({
             "log_group": group,
-            "count": len(events),
-            "first_seen": events["timestamp"].min() if len(events) else pd.NaT,
-            "last_seen": events["timestamp"].max() if len(events) else pd.NaT,
+            "count": count,
+            "first_seen": pd.Timestamp(first, unit="ms", tz="UTC") if first is not None else pd.NaT,
+            "last_seen": pd.Timestamp(last, unit="ms", tz="UTC") if last is not None else pd.NaT,
         })
     frame = typed_frame(rows, ERROR_COUNTS_SCHEMA)
     frame.attrs["missing"] = missing
+    frame.attrs["capped"] = capped
     return frame
 
 

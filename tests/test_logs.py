@@ -190,6 +190,48 @@ def test_read_events_throttled_is_a_data_source_error(session) -> None:
             read_events(GROUP, window=STUB_WINDOW, boto3_session=session)
 
 
+
+def _error_page(first_ms: int, n: int, token: str | None) -> dict[str, Any]:
+    events = [{"logStreamName": STREAM_A, "timestamp": first_ms + i, "message": f"ERROR boom {i}",
+               "ingestionTime": first_ms + i + 5, "eventId": f"e{first_ms + i}"} for i in range(n)]
+    return {"events": events, "searchedLogStreams": [], **({"nextToken": token} if token else {})}
+
+
+def test_error_counts_stops_at_the_cap_and_says_so(session, caplog) -> None:
+    """A busy group is not read to the end: 2 pages for a cap of 5, count marked as capped."""
+    logs = client("logs", session)
+    start_ms = int(STUB_WINDOW.start.timestamp() * 1000)
+    base = {"logGroupName": GROUP, "startTime": start_ms, "endTime": start_ms + 3_600_000 - 1,
+            "filterPattern": "ERROR", "interleaved": True, "limit": 5}
+    with Stubber(logs) as stub:
+        stub.add_response("filter_log_events", _error_page(start_ms + 100, 3, "t1"), base)
+        stub.add_response("filter_log_events", _error_page(start_ms + 200, 4, "t2"), {**base, "nextToken": "t1"})
+        stub.add_response("filter_log_events", _error_page(start_ms + 300, 1, None), {"logGroupName": "/q",
+                          "startTime": start_ms, "endTime": start_ms + 3_600_000 - 1,
+                          "filterPattern": "ERROR", "interleaved": True, "limit": 5})
+        df = error_counts([GROUP, "/q"], window=STUB_WINDOW, max_events=5, boto3_session=session)
+        stub.assert_no_pending_responses()  # page t2 and beyond were never asked for
+    assert df["count"].tolist() == [5, 1]
+    assert df.attrs["capped"] == [GROUP]
+    assert df["first_seen"].iloc[0] == pd.Timestamp(start_ms + 100, unit="ms", tz="UTC")
+    assert df["last_seen"].iloc[0] == pd.Timestamp(start_ms + 201, unit="ms", tz="UTC")  # 5th counted
+    assert "lower bound" in caplog.text
+    assert usage(session).calls["logs.FilterLogEvents"] == 3
+
+
+def test_error_counts_default_cap_bounds_the_pages(session) -> None:
+    from evilent_nb.logs import ERROR_COUNT_CAP
+
+    logs = client("logs", session)
+    start_ms = int(STUB_WINDOW.start.timestamp() * 1000)
+    with Stubber(logs) as stub:
+        for i in range(ERROR_COUNT_CAP // 2_500):  # pages of 2,500 (the 1 MB page limit)
+            stub.add_response("filter_log_events", _error_page(start_ms + i * 2_500, 2_500, f"t{i}"))
+        df = error_counts([GROUP], window=STUB_WINDOW, boto3_session=session)
+        stub.assert_no_pending_responses()
+    assert df["count"].tolist() == [ERROR_COUNT_CAP] and df.attrs["capped"] == [GROUP]
+
+
 # --- line parsing --------------------------------------------------------------------
 RID = "8f5e2a3c-1b2d-4e5f-8a9b-0c1d2e3f4a5b"
 
