@@ -59,13 +59,22 @@ _ACCESS_DENIED = {
     "UnauthorizedException",
     "UnrecognizedClientException",
     "InvalidClientTokenId",
+    "InvalidAccessKeyId",  # S3's word for an unknown key
+    "MissingAuthenticationToken",
+    "IncompleteSignature",
     "InvalidSignatureException",
     "SignatureDoesNotMatch",
-    "ExpiredToken",
-    "ExpiredTokenException",
     "AuthFailure",
     "AuthorizationError",
     "403",
+}
+# Credentials that were valid and no longer are (session tokens last 1-12 hours), or a
+# clock too far off to sign: no permission would help, so the message says what would.
+_EXPIRED = {
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "RequestExpired",
+    "RequestTimeTooSkewed",
 }
 
 # Price per call (USD) and per unit, from the AWS price list (reference/aws.md).
@@ -336,6 +345,12 @@ def translate_errors(source: str) -> Iterator[None]:
         yield
     except (bex.NoCredentialsError, bex.PartialCredentialsError) as exc:
         raise NoCredentialsError(f"no AWS credentials found ({source}): {_HOW_TO}") from exc
+    except (bex.TokenRetrievalError, bex.SSOError, bex.CredentialRetrievalError,
+            bex.RefreshWithMFAUnsupportedError) as exc:
+        # Credentials are resolved lazily: an expired SSO login surfaces at the first call.
+        raise NoCredentialsError(
+            f"cannot load AWS credentials ({source}): {exc}; refresh them (e.g. `aws sso login`)"
+        ) from exc
     except bex.NoRegionError as exc:
         raise NoRegionError(f"no AWS region configured ({source}): {_HOW_TO}") from exc
     except (bex.EndpointConnectionError, bex.ConnectTimeoutError) as exc:
@@ -343,6 +358,11 @@ def translate_errors(source: str) -> Iterator[None]:
     except bex.ClientError as exc:
         code = error_code(exc)
         msg = exc.response.get("Error", {}).get("Message") or str(exc)
+        if code in _EXPIRED:
+            raise NoCredentialsError(
+                f"AWS credentials expired or the clock is off ({source}, {code}): refresh them"
+                " (e.g. `aws sso login`) or sync the clock"
+            ) from exc
         if code in _ACCESS_DENIED:
             raise AccessDeniedError(
                 f"access denied by AWS for {source} ({code}): grant the actions of `evilent-nb iam-policy`"

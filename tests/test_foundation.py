@@ -198,3 +198,35 @@ def test_typed_frame_empty_and_filled() -> None:
 )
 def test_snake(name: str, expected: str) -> None:
     assert snake(name) == expected
+
+
+@pytest.mark.parametrize("code", ["InvalidAccessKeyId", "MissingAuthenticationToken", "IncompleteSignature"])
+def test_more_access_codes_are_access_denied(code: str) -> None:
+    with pytest.raises(AccessDeniedError), aws.translate_errors("s3.ListObjectsV2"):
+        raise _client_error(code)
+
+
+@pytest.mark.parametrize("code", ["ExpiredToken", "ExpiredTokenException", "RequestExpired", "RequestTimeTooSkewed"])
+def test_expired_credentials_say_refresh_not_grant(code: str) -> None:
+    """Exit 3 either way, but the one line must point at the credentials, not the policy."""
+    with pytest.raises(NoCredentialsError, match="refresh") as info, aws.translate_errors("lambda.ListFunctions"):
+        raise _client_error(code)
+    assert "iam-policy" not in str(info.value) and code in str(info.value)
+
+
+def test_an_expired_sso_login_is_a_credentials_error_not_a_data_source_failure() -> None:
+    """SSO credentials load lazily: the expiry surfaces at the first call, as a BotoCoreError."""
+    from botocore.exceptions import (
+        CredentialRetrievalError,
+        TokenRetrievalError,
+        UnauthorizedSSOTokenError,
+    )
+
+    errors = [
+        TokenRetrievalError(provider="sso", error_msg="Token has expired and refresh failed"),
+        UnauthorizedSSOTokenError(),
+        CredentialRetrievalError(provider="custom-process", error_msg="exit 1"),
+    ]
+    for exc in errors:
+        with pytest.raises(NoCredentialsError, match="sso login"), aws.translate_errors("cloudwatch.GetMetricData"):
+            raise exc
