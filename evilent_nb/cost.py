@@ -26,7 +26,7 @@ import pandas as pd
 from . import aws
 from .exceptions import ParameterError
 from .frames import SCHEMAS, UTC_TS, snake, typed_frame
-from .timeframe import Window, parse_time, parse_window
+from .timeframe import Window, parse_time, parse_window, utcnow
 
 __all__ = [
     "anomalies",
@@ -64,11 +64,19 @@ def _group_definitions(group_by: str | Iterable[str] | None) -> list[dict[str, s
     return defs
 
 
-def _time_period(window: Window, granularity: str) -> tuple[str, str, pd.Timestamp, pd.Timestamp]:
-    """Cost Explorer's TimePeriod: whole days (hours for HOURLY), Start inclusive, End exclusive."""
+def _time_period(
+    window: Window, granularity: str, now: pd.Timestamp
+) -> tuple[str, str, pd.Timestamp, pd.Timestamp]:
+    """Cost Explorer's TimePeriod: whole days (hours for HOURLY), Start inclusive, End exclusive.
+
+    End is never later than tomorrow (``now``'s day + 1): a window may end up to an hour
+    ahead, and near midnight its day rounds up to the day after tomorrow, which on the last
+    day of a month AWS refuses ("end date past the beginning of next month").
+    """
     unit = "h" if granularity == "HOURLY" else "D"
     start = pd.Timestamp(window.start).floor(unit)
     end = pd.Timestamp(window.end).ceil(unit)  # an end inside a day includes that day
+    end = max(min(end, now.floor("D") + _DAY), start + pd.Timedelta(1, unit=unit))
     fmt = "%Y-%m-%dT%H:%M:%SZ" if granularity == "HOURLY" else "%Y-%m-%d"
     return start.strftime(fmt), end.strftime(fmt), start, end
 
@@ -88,13 +96,15 @@ def cost_and_usage(
     granularity: str = "DAILY",
     group_by: str | Iterable[str] | None = ("SERVICE",),
     metric: str = "UnblendedCost",
+    now: Any = None,
     boto3_session: boto3.Session | None = None,
 ) -> pd.DataFrame:
     """Costs per period and group, in one GetCostAndUsage pull (every page followed).
 
     The window is widened to whole days (whole hours for ``HOURLY``): ``Start`` is the day
     the window starts in, ``End`` (exclusive) the day after the one it ends in, unless it
-    ends exactly at midnight. Rows outside that period are dropped.
+    ends exactly at midnight, and never later than tomorrow (what Cost Explorer accepts).
+    Rows outside that period are dropped.
 
     Parameters
     ----------
@@ -107,6 +117,8 @@ def cost_and_usage(
         ``TAG:<key>`` or ``COST_CATEGORY:<name>``. Empty for the ungrouped ``Total``.
     metric
         ``UnblendedCost``, ``BlendedCost``, ``AmortizedCost``, ``UsageQuantity`` ...
+    now
+        The reference "now" (default: the current time): ``End`` is at most its day + 1.
     boto3_session
         Session to use; default the standard chain.
 
@@ -135,8 +147,9 @@ def cost_and_usage(
     if granularity not in _GRANULARITIES:
         raise ParameterError(f"bad granularity {granularity!r}: use one of {', '.join(_GRANULARITIES)}")
     defs = _group_definitions(group_by)
-    win = window if isinstance(window, Window) else parse_window(window, max_age=_CE_MAX_AGE)
-    start_s, end_s, period_start, period_end = _time_period(win, granularity)
+    ref = parse_time(now) if now is not None else utcnow()
+    win = window if isinstance(window, Window) else parse_window(window, now=ref, max_age=_CE_MAX_AGE)
+    start_s, end_s, period_start, period_end = _time_period(win, granularity, pd.Timestamp(ref))
     key_cols = [snake(d["Key"]) for d in defs]
 
     request: dict[str, Any] = {

@@ -83,6 +83,23 @@ def test_next_page_token_is_followed_in_exactly_two_requests(session):
     assert frame.attrs["time_period"] == {"Start": "2026-11-01", "End": "2026-11-04"}
 
 
+
+def test_end_is_never_past_tomorrow_even_on_the_last_evening_of_a_month(session):
+    """A window may end an hour ahead; at 23:45 on Nov 30 its end (00:30 Dec 1) must not
+    become End=Dec 2: AWS refuses an End past the beginning of next month."""
+    ce = client("ce", session)
+    window = Window("2026-11-01T00:00:00Z", "2026-12-01T00:30:00Z")
+    with Stubber(ce) as stub:
+        stub.add_response("get_cost_and_usage", {"ResultsByTime": []}, {
+            "TimePeriod": {"Start": "2026-11-01", "End": "2026-12-01"},
+            "Granularity": "DAILY",
+            "Metrics": ["UnblendedCost"],
+            "GroupBy": [{"Type": "DIMENSION", "Key": "SERVICE"}],
+        })
+        frame = cost_and_usage(window, now="2026-11-30T23:45:00Z", boto3_session=session)
+        stub.assert_no_pending_responses()
+    assert frame.attrs["time_period"] == {"Start": "2026-11-01", "End": "2026-12-01"}
+
 def test_documented_example_grouped_by_service_and_tag(session):
     ce = client("ce", session)
     with Stubber(ce) as stub:
