@@ -7,8 +7,9 @@ timestamps survive. :func:`redact_params` and :func:`redact_obj` also look at ma
 keys, so ``{"db_password": "hunter2"}`` loses its value even though ``hunter2`` looks
 like any word.
 
-Kinds caught: AWS access key ids (``AKIA``/``ASIA``), AWS secret access keys after a
-secret-ish key, bearer and basic credentials, JWTs, PEM private keys, passwords in URLs
+Kinds caught: AWS access key ids (``AKIA``/``ASIA``), AWS secret access keys (after a
+secret-ish key, or bare: 40 mixed-case base64 characters), STS session tokens, GitHub /
+Slack / Stripe tokens, cookie headers, bearer and basic credentials, JWTs, PEM private keys, passwords in URLs
 and DSNs, ``password=``/``token=``/``api_key=``-style pairs (also JSON and YAML style),
 and e-mail addresses.
 """
@@ -81,7 +82,7 @@ def is_secret_key(key: Any) -> bool:
 # --- text patterns, applied in order ------------------------------------------------
 _KEYWORD = (
     r"(?:[A-Za-z0-9_.-]*?(?:password|passwd|pwd|passphrase|secret|token|api[_-]?key|apikey"
-    r"|access[_-]?key|private[_-]?key|credentials?|auth)|dsn)"
+    r"|access[_-]?key|private[_-]?key|credentials?|auth|signature)|dsn)"
 )
 _AWS_SECRET_KEY = r"(?:aws[_-]?)?secret[_-]?(?:access[_-]?)?key|SecretAccessKey"
 
@@ -100,19 +101,47 @@ _PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str] | str]] = 
         ),
         lambda m: m.group(1) + _marker("aws_secret_access_key"),
     ),
+    # STS session tokens (the base64 of their binary header), with or without a key.
+    (re.compile(r"\b(?:FwoGZXIvYXdz|IQoJb3JpZ2luX2Vj)[A-Za-z0-9/+=]{16,}"), _marker("token")),
+    # Well-known API token formats (GitHub, Slack, Stripe).
+    (
+        re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}|xox[abprs]-[A-Za-z0-9-]{10,}"
+                   r"|[sr]k_live_[A-Za-z0-9]{16,})"),
+        _marker("token"),
+    ),
+    # A bare 40-character AWS secret (e.g. printed next to its key id): a whole word of
+    # exactly 40 base64 characters mixing upper case, lower case and a digit, / or +. Hex
+    # digests (one case), longer base64 (hashes, cursors) and parts of hyphenated resource
+    # names are left alone.
+    (
+        re.compile(r"(?<![^\s\"'=:,(\[])(?=[A-Za-z0-9/+]{0,39}[A-Z])(?=[A-Za-z0-9/+]{0,39}[a-z])"
+                   r"(?=[A-Za-z0-9/+]{0,39}[0-9/+])[A-Za-z0-9/+]{40}(?![^\s\"',;)\]}])"),
+        _marker("aws_secret_access_key"),
+    ),
+    # Cookie headers: every cookie in them.
+    (
+        re.compile(r"(?i)\b((?:set-)?cookie[\"']?\s*[:=]\s*[\"']?)([^\n\"']+)"),
+        lambda m: m.group(1) + _marker("cookie"),
+    ),
     (
         re.compile(r"(?i)\b(bearer|basic)(\s+)(?=[A-Za-z]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,}"),
         lambda m: f"{m.group(1)}{m.group(2)}{_marker('token')}",
     ),
     # scheme://user:password@host
     (
-        re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@\"'<>]+):([^\s/\"'<>]+)@"),
+        re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@\"'<>]*):([^\s/\"'<>]+)@"),
         lambda m: f"{m.group(1)}:{_marker('password')}@",
     ),
     # "password": "value" (JSON) and 'password': 'value'
     (
         re.compile(rf"(?i)([\"']{_KEYWORD}[\"']\s*:\s*)([\"'])((?:(?!\2)[^\\\n]|\\.)+)\2"),
         lambda m: _pair(m, m.group(1) + m.group(2), m.group(3), m.group(2), always=True),
+    ),
+    # password='a value with spaces' / password: "..." (quoted, unquoted key)
+    (
+        re.compile(rf"(?i)(?<![A-Za-z0-9:/\"'])({_KEYWORD})(\s*[=:]\s*)([\"'])((?:(?!\3)[^\\\n]|\\.)+)\3"),
+        lambda m: _pair(m, m.group(1) + m.group(2) + m.group(3), m.group(4), m.group(3),
+                        always=m.group(2).strip() == "="),
     ),
     # password=value (k=v, DSNs, query strings); password: value (YAML, prose)
     (
@@ -165,7 +194,7 @@ def redact(text: Any) -> Any:
     str
         The text with each secret replaced. Kinds: ``aws_access_key_id``,
         ``aws_secret_access_key``, ``token``, ``jwt``, ``password``, ``api_key``,
-        ``secret``, ``private_key``, ``email``.
+        ``secret``, ``private_key``, ``cookie``, ``email``.
 
     Examples
     --------

@@ -74,6 +74,47 @@ def test_ordinary_text_survives(text: str) -> None:
     assert redact(text) == text
 
 
+STS_TOKEN = "FwoGZXIvYXdzEBYaDHVzZXJzZXNzaW9uIjAQWERTYUIOPASDFGHJKLZXCVBNM1234567890abcdefghijklmnopqrstuv/+=="
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a secret printed bare next to its key id (aws configure list, a debug print)
+        (f"creds AKIAIOSFODNN7EXAMPLE {SECRET}", "creds [REDACTED:aws_access_key_id] [REDACTED:aws_secret_access_key]"),
+        (f"token {STS_TOKEN} used", "token [REDACTED:token] used"),
+        ("X-Amz-Security-Token: IQoJb3JpZ2luX2VjEHYaCWV1LWNlbnRyYWwtMSJHMEUCIQDabc",
+         "X-Amz-Security-Token: [REDACTED:token]"),
+        ("GET /k?X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20261128&X-Amz-Signature=0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+         "GET /k?X-Amz-Credential=[REDACTED:aws_access_key_id]%2F20261128&X-Amz-Signature=[REDACTED:secret]"),
+        ("redis://:onlypass@cache:6379/0", "redis://:[REDACTED:password]@cache:6379/0"),
+        ("password: 'hunter 2 with spaces' ok", "password: '[REDACTED:password]' ok"),
+        ('PGPASSWORD="two words" psql', 'PGPASSWORD="[REDACTED:password]" psql'),
+        ("Cookie: session=abcdef123456; csrf=zz9", "Cookie: [REDACTED:cookie]"),
+        ('{"cookie": "sid=abc; other=1", "host": "x"}', '{"cookie": "[REDACTED:cookie]", "host": "x"}'),
+        ("push with ghp_abcdefghijklmnopqrstuvwxyz0123456789 failed", "push with [REDACTED:token] failed"),
+        ("slack xoxb-123456789012-123456789012-abcdefghijklmnop", "slack [REDACTED:token]"),
+    ],
+)
+def test_secrets_that_used_to_leak(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "CodeSha256: qv5Ev6vFMZ2R1bkN/Sxl3e9lHl0vXrjPA9o9eOXiTBU=",  # 44-char base64 digest
+        "commit 3f786850e387550fdab836ed7e6dc881de23001b",  # 40 hex, one case
+        "UserServiceStack-ServiceUserServiceFunction1A2B3C4D5E6F7G8H9I0Jab",
+        "SignatureDoesNotMatch: The request signature we calculated does not match",
+        "Invalid token: 'jwt malformed'",
+        "cookies disabled in the browser",
+    ],
+)
+def test_lookalikes_survive(text: str) -> None:
+    assert redact(text) == text
+
+
 def test_non_strings_pass_through() -> None:
     assert redact(None) is None
     assert redact(5) == 5
