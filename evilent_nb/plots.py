@@ -255,6 +255,40 @@ def _period_text(times: pd.Series) -> str | None:
     return f"{seconds} s"
 
 
+def _step(times: pd.Series) -> pd.Timedelta | None:
+    """The series' period: the most common gap between its distinct times."""
+    diffs = pd.Series(times.drop_duplicates().sort_values()).diff().dropna()
+    if diffs.empty or diffs.min() <= pd.Timedelta(0):
+        return None
+    return diffs.mode().iloc[0]
+
+
+def _bounds(window: Any) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    if window is None:
+        return None
+    if isinstance(window, Mapping):
+        start, end = window.get("start"), window.get("end")
+    elif hasattr(window, "start") and hasattr(window, "end"):
+        start, end = window.start, window.end
+    else:
+        start, end = window
+    return _utc(start), _utc(end)
+
+
+def _span_window(ax: Axes, window: Any, first: Any) -> None:
+    """x limits = the window; data before it (a baseline) on a labelled grey band."""
+    bounds = _bounds(window)
+    if bounds is None:
+        return
+    start, end = bounds
+    lo = start
+    if first is not None and not pd.isna(first) and _utc(first) < start:
+        lo = _utc(first)
+        ax.axvspan(lo.to_pydatetime(), start.to_pydatetime(), color="#000000", alpha=0.06, lw=0,
+                   label="before the window", gid="before-window", zorder=0)
+    ax.set_xlim(lo.to_pydatetime(), end.to_pydatetime())
+
+
 def resource_colors(names: Iterable[Any]) -> dict[str, str]:
     """Map names to colours that stay the same from one figure to the next.
 
@@ -326,7 +360,8 @@ def _draw_thresholds(ax: Axes, thresholds: list[tuple[float, str]]) -> None:
 
 _TIME_COLUMNS = ("time", "timestamp", "at")
 _NAME_COLUMNS = ("stack", "resource", "logical_id", "function", "name")
-_DETAIL_COLUMNS = ("detail", "status", "change", "kind", "message", "reason")
+# "kind" (deploy, config change) first: a trigger's "detail" is a sentence, too long for a label.
+_DETAIL_COLUMNS = ("kind", "status", "change", "detail", "message", "reason")
 
 
 def _change_rows(changes: pd.DataFrame | None) -> list[tuple[pd.Timestamp, str]]:
@@ -354,6 +389,7 @@ def _change_rows(changes: pd.DataFrame | None) -> list[tuple[pd.Timestamp, str]]
                 str(row[c]) for c in (name_col, detail_col) if c is not None and not pd.isna(row[c])
             ]
             label = " ".join(parts) or "change"
+            label = f"{label} {t:%H:%M}"
         out.append((t, label))
     return out
 
@@ -400,21 +436,25 @@ def _draw_events(
             groups[-1].append(item)
         else:
             groups.append([item])
-    for group in groups:
+    # Horizontal labels at the top, left of their line (the onset usually follows a change, so
+    # its line stays clear), staggered over three rows so neighbours do not overprint.
+    for i, group in enumerate(groups):
         t, label = group[0]
-        text = _short(label, 48) + (f" (+{len(group) - 1})" if len(group) > 1 else "")
-        ax.text(
-            t.to_pydatetime(),
-            0.98,
+        text = _short(label, 44) + (f" (+{len(group) - 1})" if len(group) > 1 else "")
+        x = mdates.date2num(t.to_pydatetime())
+        near_left = (x - lo) < (hi - lo) * 0.3
+        ax.annotate(
             text,
-            transform=trans,
-            rotation=90,
-            ha="right",
+            (x, 0.97 - 0.09 * (i % 3)),  # a number: annotate does not convert dates
+            xycoords=trans,
+            xytext=(4 if near_left else -4, 0),
+            textcoords="offset points",
+            ha="left" if near_left else "right",
             va="top",
             fontsize=8,
             color=_CHANGE_COLOR,
             gid="change-label",
-            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.7, "pad": 1.0},
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.0},
         )
 
 
@@ -437,6 +477,8 @@ def timeseries(
     colors: Mapping[str, str] | None = None,
     percent: bool = False,
     yformatter: Any = None,
+    window: Any = None,
+    steps: bool = False,
 ) -> Figure:
     """Line chart of any tidy time-series frame: one line per group, UTC time axis.
 
@@ -469,6 +511,14 @@ def timeseries(
         Values are fractions (0.10 = 10 %): the y axis is shown in percent.
     yformatter
         A matplotlib tick formatter for the y axis (overrides ``percent``).
+    window
+        The report's window (a :class:`~evilent_nb.timeframe.Window`, a ``(start, end)``
+        pair or a ``{"start", "end"}`` dict): the x axis spans it. Data before its start
+        (a baseline, a lookback) stays visible on a grey band labelled "before the window".
+    steps
+        The values are per-period aggregates stamped at their period's start (CloudWatch
+        buckets): draw each as a flat step over its whole period, so a value is never
+        read as belonging to an earlier time.
 
     Returns
     -------
@@ -504,20 +554,29 @@ def timeseries(
         parts = {name: data[data[group_col].astype(str) == name] for name in names}
     palette = dict(colors) if colors else resource_colors(names)
     many = len(names) > 8
+    step = _step(data[time_col]) if steps else None
     for name in names:
         part = parts[name].sort_values(time_col)
+        xs = list(_pydt(part[time_col]))
+        ys = part[value_col].to_numpy(dtype=float)
+        if step is not None:
+            # The last bucket ends one period after its stamp: repeat its value there.
+            xs.append((part[time_col].iloc[-1] + step).to_pydatetime())
+            ys = np.append(ys, ys[-1])
         ax.plot(
-            _pydt(part[time_col]),
-            part[value_col].to_numpy(dtype=float),
+            np.array(xs, dtype=object),
+            ys,
             label=_short(name, 60),
             color=palette.get(name),
             linewidth=1.2 if many else 1.6,
-            marker="o" if len(part) <= 3 else None,
+            marker="o" if len(part) <= 3 and step is None else None,
             markersize=4,
+            drawstyle="steps-post" if step is not None else "default",
             gid=f"series:{name}",
         )
     _draw_thresholds(ax, _thresholds(threshold, threshold_label))
     ax.margins(x=0.01)
+    _span_window(ax, window, data[time_col].min())
     _draw_events(ax, _change_rows(changes), onset)
     _utc_axis(ax)
     if yformatter is not None:
@@ -545,8 +604,12 @@ def metric_timeseries(
     resources: Sequence[str] | None = None,
     namespace: str | None = None,
     colors: Mapping[str, str] | None = None,
+    window: Any = None,
 ) -> Figure:
     """One CloudWatch metric over time, one line per resource.
+
+    Each value is drawn as a flat step over its period (CloudWatch stamps a bucket at its
+    start), so an hourly value never appears to rise before the hour it sums.
 
     Parameters
     ----------
@@ -573,6 +636,8 @@ def metric_timeseries(
         Only this namespace, when a metric name exists in several.
     colors
         ``{resource: colour}``; default :func:`resource_colors`.
+    window
+        The report's window: the x axis spans it (see :func:`timeseries`).
 
     Returns
     -------
@@ -627,6 +692,8 @@ def metric_timeseries(
         onset=onset,
         colors=colors,
         yformatter=yformatter,
+        window=window,
+        steps=True,
     )
 
 
@@ -645,8 +712,11 @@ def rate_timeseries(
     onset: Any = None,
     groups: Sequence[str] | None = None,
     colors: Mapping[str, str] | None = None,
+    window: Any = None,
 ) -> Figure:
     """A rate over time (5xx rate, error rate) on a percent axis, one line per group.
+
+    Each rate is drawn as a flat step over its period, like :func:`metric_timeseries`.
 
     Parameters
     ----------
@@ -657,7 +727,7 @@ def rate_timeseries(
     fraction
         Values (and thresholds) are fractions, 0.10 = 10 % (the rulebook's convention);
         ``False`` when they are already percent.
-    threshold, threshold_label, changes, onset, groups, colors
+    threshold, threshold_label, changes, onset, groups, colors, window
         As in :func:`timeseries`; thresholds are in the same unit as the values.
 
     Returns
@@ -687,6 +757,8 @@ def rate_timeseries(
         groups=groups,
         colors=colors,
         yformatter=formatter,
+        window=window,
+        steps=True,
     )
 
 
@@ -1106,9 +1178,10 @@ def findings_table(findings: pd.DataFrame, *, caption: str | None = None) -> Sty
     frame = typed_frame(findings, "findings")
     if len(frame) == 0:
         empty = pd.DataFrame({"findings": ["No findings"]})
-        styler = empty.style.hide(axis="index").set_table_styles(_FINDINGS_CSS)
+        styler = empty.style.hide(axis="index").hide(axis="columns").set_table_styles(_FINDINGS_CSS)
         styler = styler.set_properties(
-            **{"background-color": SEVERITY_COLORS["OK"][2], "color": "#1b5e20"}
+            **{"background-color": SEVERITY_COLORS["OK"][2], "color": "#1b5e20", "text-align": "left",
+               "font-weight": "bold"}
         )
         return styler.set_caption(caption) if caption else styler
 
@@ -1129,17 +1202,22 @@ def findings_table(findings: pd.DataFrame, *, caption: str | None = None) -> Sty
     styler = display.style.apply(_row_style, axis=1)
     styler = styler.format(na_rep="", escape="html")
     styler = styler.format(_compact, subset=["value", "threshold"], na_rep="")
-    styler = styler.format(_fmt_utc, subset=["at"], na_rep="")
+    styler = styler.format(lambda v: _fmt_utc(v).replace(" UTC", "\u00a0UTC"), subset=["at"], na_rep="")
     styler = styler.hide(axis="index").set_table_styles(_FINDINGS_CSS)
     styler = styler.set_properties(subset=["value", "threshold"], **{"text-align": "right"})
     # Short columns never break mid-word; the message and the resource take the rest.
     styler = styler.set_properties(
-        subset=["severity", "check", "service", "value", "threshold", "at", "playbook"],
+        subset=["severity", "check", "service", "value", "threshold", "playbook"],
         **{"white-space": "nowrap", "text-align": "left"},
     )
+    # The time may wrap between date and time (never inside either): the table must fit the page.
+    styler = styler.set_properties(subset=["at"], **{"text-align": "left", "min-width": "6.5em"})
     styler = styler.set_properties(subset=["value", "threshold"], **{"text-align": "right"})
-    styler = styler.set_properties(subset=["resource"], **{"overflow-wrap": "anywhere", "max-width": "22em"})
-    styler = styler.set_properties(subset=["message"], **{"min-width": "18em", "text-align": "left"})
+    # Notebook CSS right-aligns cells: text columns are set left explicitly.
+    styler = styler.set_properties(
+        subset=["resource"], **{"overflow-wrap": "anywhere", "max-width": "18em", "text-align": "left"}
+    )
+    styler = styler.set_properties(subset=["message"], **{"min-width": "16em", "text-align": "left"})
     if caption:
         styler = styler.set_caption(caption)
     return styler
@@ -1173,6 +1251,8 @@ def table(
     pre: Iterable[str] = (),
     max_rows: int | None = 200,
     caption: str | None = None,
+    usd: Iterable[str] = (),
+    percent: Iterable[str] = (),
 ) -> Styler:
     """Any frame as a readable report table: nothing truncated, nothing overflowing.
 
@@ -1187,9 +1267,13 @@ def table(
     pre
         Columns shown preformatted (stack traces, log lines): whitespace kept, wrapping.
     max_rows
-        Show at most this many rows (the caption says how many were left out).
+        Show at most this many rows (a note under the table says how many were left out).
     caption
         An optional caption.
+    usd
+        Columns of money: shown with two decimals (``1,234.50``), right-aligned.
+    percent
+        Columns already in percent (``12.5`` = 12.5 %): shown as ``12.5 %``, right-aligned.
 
     Returns
     -------
@@ -1206,25 +1290,62 @@ def table(
     cols = list(columns) if columns is not None else list(frame.columns)
     shown = frame[cols] if len(frame.columns) else frame
     if len(shown) == 0:
-        styler = pd.DataFrame({"": [empty]}).style.hide(axis="index").set_table_styles(_FINDINGS_CSS)
-        return styler.set_caption(caption) if caption else styler
+        # One left-aligned line, no header: an empty section reads as a statement.
+        styler = pd.DataFrame({"": [empty]}).style.hide(axis="index").hide(axis="columns")
+        styler = styler.set_table_styles(_FINDINGS_CSS).set_properties(
+            **{"text-align": "left", "font-style": "italic", "color": "#444444", "background-color": "#f7f7f7"}
+        )
+        return styler.set_caption(caption) if caption and caption != empty else styler
     left_out = 0
     if max_rows is not None and len(shown) > max_rows:
         left_out = len(shown) - max_rows
         shown = shown.head(max_rows)
     display = shown.astype(object).map(_cell)
+    money = [c for c in usd if c in shown.columns]
+    pct = [c for c in percent if c in shown.columns]
+    for c in money:
+        display[c] = [_money(v) for v in shown[c]]
+    for c in pct:
+        display[c] = [_percent(v) for v in shown[c]]
     styler = display.style.format(na_rep="", escape="html").hide(axis="index")
     styler = styler.set_table_styles(_FINDINGS_CSS).set_properties(**{"text-align": "left"})
+    if money or pct:
+        styler = styler.set_properties(subset=money + pct, **{"text-align": "right", "white-space": "nowrap"})
+        # Their headers too, so a number sits under its column's name.
+        styler = styler.set_table_styles(
+            {c: [{"selector": "th", "props": "text-align: right"}] for c in money + pct}, overwrite=False)
     pre_cols = [c for c in pre if c in display.columns]
     if pre_cols:
         styler = styler.set_properties(
             subset=pre_cols,
             **{"white-space": "pre-wrap", "font-family": "monospace", "font-size": "0.85em", "min-width": "24em"},
         )
+    if caption:
+        # A table's caption explains it: plain text, not a bold title.
+        styler = styler.set_table_styles(
+            [{"selector": "caption", "props": "caption-side: top; text-align: left; font-weight: normal;"
+              " color: #333; padding: 4px 0;"}], overwrite=False)
     notes = [caption] if caption else []
     if left_out:
         notes.append(f"{left_out} more rows not shown")
+        if not caption:
+            # Alone, the note belongs under the rows it continues, not above the table.
+            styler = styler.set_table_styles(
+                [{"selector": "caption", "props": "caption-side: bottom; text-align: left; font-style: italic;"
+                  " font-weight: normal; color: #555; padding: 4px 0;"}], overwrite=False)
     return styler.set_caption(" · ".join(notes)) if notes else styler
+
+
+def _money(value: Any) -> str:
+    if value is None or value is pd.NA or pd.isna(value):
+        return ""
+    return f"{float(value):,.2f}"
+
+
+def _percent(value: Any) -> str:
+    if value is None or value is pd.NA or pd.isna(value):
+        return ""
+    return f"{float(value):,.1f} %"
 
 
 def _window_text(window: Any) -> str:
@@ -1254,6 +1375,17 @@ def _counts(counts: Any) -> dict[str, int]:
     return {str(k): int(v) for k, v in dict(counts).items()}
 
 
+# What a status means, from the runbook's severity table, for the banner's second line.
+_STATUS_MEANING = {
+    "P0": "critical: a service is down",
+    "P1": "high: critical functionality affected",
+    "P2": "medium: degraded functionality",
+    "P3": "low: minor issues only, nothing urgent",
+    "OK": "nothing needs attention",
+    "ERROR": "the report failed; see its notebook",
+}
+
+
 def status_banner(
     status: str,
     *,
@@ -1261,6 +1393,7 @@ def status_banner(
     window: Any = None,
     counts: Mapping[str, int] | pd.DataFrame | None = None,
     generated_at: datetime | None = None,
+    headline: str | None = None,
 ) -> str:
     """An HTML banner for the top of a report: the status and the findings by severity.
 
@@ -1277,6 +1410,9 @@ def status_banner(
         Findings per severity (``{"P1": 2, "P3": 5}``) or the findings frame itself.
     generated_at
         When the report ran (shown when given).
+    headline
+        The verdict in words (e.g. the incident's "product: the service is down (...)"):
+        shown after the status instead of the counts, which move to the second line.
 
     Returns
     -------
@@ -1295,11 +1431,17 @@ def status_banner(
     total = sum(per_sev.values())
     breakdown = ", ".join(f"{per_sev[s]} {s}" for s in _SEVERITIES if per_sev.get(s))
     if total == 0:
-        headline = f"{status} — no findings"
+        count_text = "no findings"
     else:
         noun = "finding" if total == 1 else "findings"
-        headline = f"{status} — {total} {noun}" + (f" ({breakdown})" if breakdown else "")
-    details = [f"{html.escape(str(report))} report"]
+        count_text = f"{total} {noun}" + (f" ({breakdown})" if breakdown else "")
+    details = [html.escape(_STATUS_MEANING.get(status, ""))] if status in _STATUS_MEANING else []
+    if headline:
+        headline = f"{status} — {headline}"
+        details.append(html.escape(count_text))
+    else:
+        headline = f"{status} — {count_text}"
+    details.append(f"{html.escape(str(report))} report")
     win = _window_text(window)
     if win:
         details.append(html.escape(win))

@@ -110,10 +110,13 @@ def test_metric_timeseries_lines_threshold_changes_onset():
     (ax,) = fig.axes
     series = _lines(ax, "series:")
     assert sorted(ln.get_label() for ln in series) == sorted([FN_A, FN_B])
-    # Only the Errors/Sum rows are drawn: 24 points per function.
-    assert [len(ln.get_xdata()) for ln in series] == [24, 24]
+    # Only the Errors/Sum rows are drawn: 24 hourly buckets per function, as steps, plus
+    # the end of the last bucket (one period after its stamp).
+    assert [len(ln.get_xdata()) for ln in series] == [25, 25]
     a = next(ln for ln in series if ln.get_label() == FN_A)
+    assert a.get_drawstyle() == "steps-post"
     assert a.get_ydata().max() == 150.0
+    assert a.get_xdata()[-1] == T0 + timedelta(hours=24) and a.get_ydata()[-1] == 2.0
     x0 = a.get_xdata()[0]
     assert x0.tzinfo is not None and x0.utcoffset() == timedelta(0)
     assert x0 == T0
@@ -136,8 +139,8 @@ def test_metric_timeseries_lines_threshold_changes_onset():
     # The two close changes share one label; the far one has its own.
     labels = [t.get_text() for t in ax.texts if t.get_gid() == "change-label"]
     assert labels == [
-        "UserServiceStack UPDATE_IN_PROGRESS (+1)",
-        "OrderServiceStack UPDATE_COMPLETE",
+        "UserServiceStack UPDATE_IN_PROGRESS 04:50 (+1)",
+        "OrderServiceStack UPDATE_COMPLETE 12:00",
     ]
     assert fig.get_suptitle() == "AWS/Lambda Errors (Sum) by function"
     assert ax.get_xlabel() == "Time (UTC)"
@@ -151,6 +154,7 @@ def test_metric_timeseries_lines_threshold_changes_onset():
         ]
     assert fig.get_figwidth() * fig.dpi == pytest.approx(1200)
     assert fig.legends, "the legend sits outside the axes"
+    assert fig._repr_png_().startswith(b"\x89PNG")  # the labels draw (dates converted)
 
 
 def test_metric_timeseries_several_thresholds_resources_and_change_columns():
@@ -174,6 +178,29 @@ def test_metric_timeseries_several_thresholds_resources_and_change_columns():
     assert len(_lines(ax, "change")) == 1
     assert [t.get_text() for t in ax.texts if t.get_gid() == "change-label"] == ["deploy user v42"]
     assert not _lines(ax, "onset")
+
+
+def test_metric_timeseries_spans_the_window_and_bands_the_baseline_before_it():
+    # Data from T0 (the baseline hour) to T0+24h; the window starts an hour later.
+    window = (T0 + timedelta(hours=1), T0 + timedelta(hours=20, minutes=30))
+    triggers = pd.DataFrame({"time": [T0 + timedelta(hours=4, minutes=53)], "kind": ["deploy"],
+                             "resource": ["UserServiceStack"],
+                             "detail": ["UPDATE_IN_PROGRESS at 04:53:00 UTC, UPDATE_COMPLETE at 04:55:00 UTC"]})
+    fig = plots.metric_timeseries(_metrics(), metric="Errors", stat="Sum", window=window,
+                                  changes=triggers, onset=T0 + timedelta(hours=5))
+    (ax,) = fig.axes
+    lo, hi = (mdates.num2date(x) for x in ax.get_xlim())
+    assert (lo, hi) == (T0, window[1])
+    (band,) = [p for p in ax.patches if p.get_gid() == "before-window"]
+    x0, x1 = band.get_x(), band.get_x() + band.get_width()
+    assert (mdates.num2date(x0), mdates.num2date(x1)) == (T0, window[0])
+    # A trigger is labelled by its kind and time, not its long detail.
+    assert [t.get_text() for t in ax.texts if t.get_gid() == "change-label"] == ["UserServiceStack deploy 04:53"]
+    # Data that starts inside the window: no band, the axis starts at the window.
+    fig = plots.metric_timeseries(_metrics(), metric="Errors", stat="Sum", window=(T0 - timedelta(hours=2), window[1]))
+    (ax,) = fig.axes
+    assert mdates.num2date(ax.get_xlim()[0]) == T0 - timedelta(hours=2)
+    assert not [p for p in ax.patches if p.get_gid() == "before-window"]
 
 
 def test_changes_without_a_time_column_is_an_error():
@@ -427,7 +454,7 @@ def test_findings_table_styles_by_severity_without_index():
         assert plots.SEVERITY_COLORS[sev][0] in html  # the severity cell
         assert plots.SEVERITY_COLORS[sev][2] in html  # the row tint
     assert "row_heading" not in html and "index_name" not in html
-    assert "2026-11-28 03:00 UTC" in html
+    assert "2026-11-28 03:00\u00a0UTC" in html  # wraps between date and time only
     assert ">12,346<" in html and ">10,000<" in html and ">0.07345<" in html and ">150<" in html
     assert "&lt;b&gt;in&lt;/b&gt;" in html and "<b>in</b>" not in html
     assert "width: 100%" in html and "white-space: nowrap" in html and "overflow-wrap: break-word" in html
@@ -452,6 +479,14 @@ def test_status_banner():
     assert "&lt;cost&gt; report" in ok
     one = plots.status_banner("P3", report="maintenance", counts={"P3": 1})
     assert "P3 — 1 finding (1 P3)" in one
+    # What the status means, from the runbook's severity table: P3 reads as not urgent.
+    assert "low: minor issues only, nothing urgent" in one
+    assert "nothing needs attention" in ok and "critical: a service is down" in banner
+    # A headline (the incident's verdict) takes the first line; the counts move to the second.
+    verdict = plots.status_banner("P0", report="incident", counts={"P0": 3},
+                                  headline="product: the service is down (/health answered HTTP 503)")
+    assert "P0 — product: the service is down (/health answered HTTP 503)</div>" in verdict
+    assert "3 findings (3 P0)" in verdict.split("</div>")[1]
 
 
 def test_table_formats_cells_and_never_truncates():
@@ -480,10 +515,25 @@ def test_table_empty_and_row_limit():
 
     from evilent_nb.plots import table
 
-    assert "No stale log stream" in table(pd.DataFrame(columns=["a"]), empty="No stale log stream").to_html()
+    empty = table(pd.DataFrame(columns=["a"]), empty="No stale log stream").to_html()
+    assert "No stale log stream" in empty
+    assert "<th" not in empty.replace("<thead>", "") and "text-align: left" in empty  # a statement, no header
     html = table(pd.DataFrame({"n": range(12)}), max_rows=10).to_html()
     assert "2 more rows not shown" in html
+    assert "caption-side: bottom" in html  # under the rows it continues
     assert html.count("<tr>") == 11  # header + 10 rows
+
+
+def test_table_money_and_percent_columns():
+    import pandas as pd
+
+    from evilent_nb.plots import table
+
+    frame = pd.DataFrame({"service": ["RDS", "SNS"], "amount": [16.4912, 0.05318], "pct": [164.94, None]})
+    html = table(frame, usd=["amount"], percent=["pct"]).to_html()
+    assert ">16.49<" in html and ">0.05<" in html and ">164.9 %<" in html
+    assert "0.05318" not in html
+    assert "th.col1" in html and "th.col2" in html  # headers right-aligned over the numbers
 
 
 def test_usage_forecast_and_plan_tables():
