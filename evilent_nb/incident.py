@@ -362,7 +362,8 @@ def suspected_triggers(
             rows.append({"time": when, "kind": "config change", "resource": fn.name, "stack": stack,
                          "detail": f"function {fn.name} last modified at {when:%H:%M:%S} UTC outside a stack deploy"})
     frame = typed_frame(rows, TRIGGERS_SCHEMA)
-    frame["minutes_before_onset"] = ((at - frame["time"]) / pd.Timedelta(minutes=1)).astype("float64")
+    # To a tenth of a minute: the onset itself is only known to the minute.
+    frame["minutes_before_onset"] = ((at - frame["time"]) / pd.Timedelta(minutes=1)).round(1).astype("float64")
     return frame.sort_values(["minutes_before_onset", "resource"], kind="stable").reset_index(drop=True)
 
 
@@ -484,7 +485,7 @@ def classify_incident(
     classes = rb.get("incident_classes", {})
     reasons: list[Reason] = []
     if health_ok is False:
-        reasons.append(Reason(f"/health {health_detail or 'does not answer 2xx'}: the service is down",
+        reasons.append(Reason(f"the service is down (/health {health_detail or 'does not answer 2xx'})",
                               "P0", "api-down"))
     if rate_5xx_max is not None and not np.isnan(rate_5xx_max):
         if rate_5xx_max >= apigw["p0_at_or_above"]:
@@ -519,7 +520,7 @@ def classify_incident(
         severity = reasons[0].severity
     else:
         severity = "P3"
-        reasons.append(Reason("no signal above the runbook's thresholds: a minor issue at most", "P3"))
+        reasons.append(Reason("nothing above the runbook's thresholds, a minor issue at most", "P3"))
     if declared is not None:
         declared = str(declared).upper()
         severity_rank(declared)  # validates
@@ -673,14 +674,14 @@ def incident_findings(
     when = _ts(onset) if onset is not None else (_ts(at) if at is not None else pd.NaT)
     main = [r for r in reasons if getattr(r, "severity", severity) == severity] or reasons
     rest = [r for r in reasons if r not in main]
-    text = "; ".join(str(r) for r in main)
+    # Sentences, not nested parentheses: the reasons already carry their own.
+    text = f"{severity}: " + "; ".join(str(r) for r in main) + "."
     if rest:
-        text += " (also: " + "; ".join(str(r) for r in rest) + ")"
-    onset_text = f"errors began {when:%Y-%m-%d %H:%M} UTC" if onset is not None else "no error onset found"
+        text += " Also: " + "; ".join(str(r) for r in rest) + "."
+    text += f" Errors began {when:%Y-%m-%d %H:%M} UTC." if onset is not None else " No error onset was found."
     rows: list[dict[str, Any]] = [{
         "severity": severity, "check": "incident_severity", "service": service,
-        "resource": resource or service, "at": when,
-        "message": f"{severity}: {text}; {onset_text}", "playbook": playbook,
+        "resource": resource or service, "at": when, "message": text, "playbook": playbook,
     }]
     if triggers is not None:
         for t in triggers.itertuples(index=False):

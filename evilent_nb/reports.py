@@ -416,9 +416,16 @@ class IncidentData:
         :func:`evilent_nb.incident.suspected_triggers`.
     signatures
         Error signatures in the window, redacted examples.
+    headline
+        The verdict in words for the report's banner: the service and the first reason
+        (e.g. ``"product: the service is down (/health answered HTTP 503)"``).
     lines_around_onset
-        ``timestamp, level, request_id, text``: log lines (redacted, Lambda prefix removed)
-        from 5 minutes before to 5 minutes after the onset, at most 80.
+        ``timestamp, level, request_id, text``: the service's own log lines (redacted, Lambda
+        prefix removed; the runtime's START/END/REPORT lines left out) from 5 minutes before
+        to 5 minutes after the onset: the last 10 before it and the first 20 from it. A
+        stack trace already shown is cut to its first line.
+    lines_note
+        What ``lines_around_onset`` holds, e.g. "30 of 94 log lines from 00:39 to 00:49 UTC".
     probes, db_instances
         The service's ``/health`` probe; the DB instances' status.
     playbook_id, playbook
@@ -434,6 +441,7 @@ class IncidentData:
     service: Any
     severity: str
     reasons: list[str]
+    headline: str
     declared: str | None
     escalation: dict[str, Any]
     escalation_frame: pd.DataFrame
@@ -444,6 +452,7 @@ class IncidentData:
     triggers: pd.DataFrame
     signatures: pd.DataFrame
     lines_around_onset: pd.DataFrame
+    lines_note: str
     probes: pd.DataFrame
     db_instances: pd.DataFrame
     playbook_id: str
@@ -457,7 +466,13 @@ _RAN_HERE = {
     "evilent_nb.inventory.stacks", "evilent_nb.inventory.stack_events", "evilent_nb.inventory.functions",
     "evilent_nb.logs.read_events", "evilent_nb.logs.error_signatures", "evilent_nb.probes.probe",
     "evilent_nb.inventory.db_instances", "evilent_nb.metrics.metric_data",
+    "evilent_nb.incident.suspected_triggers",
 }
+
+#: Lines around the onset: how many before it and from it, and the window either side.
+_BEFORE_ONSET, _FROM_ONSET, _AROUND = 10, 20, pd.Timedelta(minutes=5)
+# The Lambda runtime's per-invocation bookkeeping: no evidence, and it triples the rows.
+_PLATFORM_LINE = r"^(?:START|END|REPORT) RequestId:"
 
 
 def _hourly_max(frame: pd.DataFrame, metric: str, stat: str, how: str = "sum") -> float | None:
@@ -580,25 +595,69 @@ def gather_incident(
         db_endpoint=str(db_row["endpoint"]) if db_row is not None and pd.notna(db_row["endpoint"]) else None)
     steps["ran_here"] = (steps["kind"] == "automated") & steps["command_or_function"].isin(_RAN_HERE)
 
-    around = pd.DataFrame(columns=["timestamp", "level", "request_id", "text"])
-    if onset is not None:
-        near = events[(events["timestamp"] >= onset - pd.Timedelta(minutes=5))
-                      & (events["timestamp"] <= onset + pd.Timedelta(minutes=5))].head(80)
-        around = near[["timestamp", "level", "request_id"]].copy()
-        around["text"] = [redact(logs.parse_line(str(m)).text.strip())[:400] for m in near["message"]]
-        around["text"] = around["text"].astype("string")
+    around, lines_note = _lines_around(events, onset)
 
     timeline = _timeline(win, onset, triggers, stack_events, alarm_frame, svc, errors)
-    esc_rows = [{"field": k.replace("_", " "), "value": round(v, 1) if isinstance(v, float) else v}
-                for k, v in escalation.items()]
     return IncidentData(
-        window=win, service=svc, severity=verdict, reasons=[str(r) for r in reasons], declared=severity,
-        escalation=escalation, escalation_frame=pd.DataFrame(esc_rows, columns=["field", "value"]),
+        window=win, service=svc, severity=verdict, reasons=[str(r) for r in reasons],
+        headline=f"{svc.name}: {reasons[0]}", declared=severity,
+        escalation=escalation, escalation_frame=_escalation_frame(escalation, onset is not None),
         onset=onset, timeline=timeline, metrics=frame, rates_5xx=metrics.apigw_5xx_rate(frame),
-        triggers=triggers, signatures=signatures, lines_around_onset=around.reset_index(drop=True),
+        triggers=triggers, signatures=signatures, lines_around_onset=around, lines_note=lines_note,
         probes=probes, db_instances=dbs, playbook_id=playbook_id, playbook=steps,
         checklist=playbooks.checklist_frame(verdict), findings=findings,
     )
+
+
+def _lines_around(events: pd.DataFrame, onset: pd.Timestamp | None) -> tuple[pd.DataFrame, str]:
+    """The log lines that show the change at the onset, and a note saying what they are."""
+    from .redact import redact
+
+    columns = ["timestamp", "level", "request_id", "text"]
+    if onset is None:
+        return pd.DataFrame(columns=columns), "No error onset was found, so there is nothing to show here."
+    near = events[(events["timestamp"] >= onset - _AROUND) & (events["timestamp"] <= onset + _AROUND)]
+    texts = pd.Series([logs.parse_line(str(m)).text.strip() for m in near["message"]], index=near.index, dtype=object)
+    own = near[~texts.str.contains(_PLATFORM_LINE, regex=True)]
+    picked = pd.concat([own[own["timestamp"] < onset].tail(_BEFORE_ONSET),
+                        own[own["timestamp"] >= onset].head(_FROM_ONSET)])
+    seen: set[str] = set()
+    shown = []
+    for text in texts[picked.index]:
+        first, _, rest = text.partition("\n")
+        if rest and first in seen:
+            text = f"{first}\n    (stack trace as above)"
+        seen.add(first)
+        shown.append(redact(text)[:400])
+    around = picked[["timestamp", "level", "request_id"]].copy()
+    around["text"] = pd.Series(shown, index=picked.index, dtype="string")
+    lo, hi = onset - _AROUND, onset + _AROUND
+    before = int((picked["timestamp"] < onset).sum())
+    note = (f"{len(around)} of the {len(near)} log lines from {lo:%H:%M} to {hi:%H:%M} UTC: {before} before the "
+            f"onset at {onset:%H:%M} UTC and {len(around) - before} from it (at most {_BEFORE_ONSET} and "
+            f"{_FROM_ONSET}), leaving out the runtime's START/END/REPORT lines; a stack trace already shown "
+            "is cut to its first line.")
+    return around.reset_index(drop=True), note
+
+
+def _escalation_frame(escalation: dict[str, Any], from_onset: bool) -> pd.DataFrame:
+    """The escalation status as ``field, value`` rows that read without the docs."""
+    e = escalation
+    since = "the error onset" if from_onset else "the start of the window (no onset was found)"
+    if e["next_level"] is not None:
+        nxt = f"level {e['next_level']} ({e['next_who']}) at {e['next_escalation_at']:%Y-%m-%d %H:%M} UTC if unresolved"
+    else:
+        nxt = "none: the runbook escalates no further at this severity"
+    rows = [
+        ("severity", e["severity"]),
+        ("who responds now", f"level {e['level']}: {e['who']} ({e['contact']})"),
+        ("channel", e["channel"]),
+        ("open for", f"{e['open_minutes']:,.0f} min, counted from {since}"),
+        ("response time", f"{e['response_minutes']:,.0f} min, due {e['response_deadline']:%Y-%m-%d %H:%M} UTC"
+                          + (" (passed)" if e["breached"] else "")),
+        ("next escalation", nxt),
+    ]
+    return pd.DataFrame(rows, columns=["field", "value"])
 
 
 def _timeline(
@@ -613,7 +672,11 @@ def _timeline(
     """``time, kind, what``, in time order: what happened around the incident."""
     rows: list[dict[str, Any]] = []
     own = stack_events[stack_events["logical_id"] == svc.stack] if len(stack_events) else stack_events
+    # A trigger's row already names the event it starts with.
+    starts = {(pd.Timestamp(t), str(r)) for t, r in zip(triggers["time"], triggers["resource"], strict=True)}
     for _, ev in own.iterrows():
+        if (pd.Timestamp(ev["timestamp"]), str(ev["stack"])) in starts:
+            continue
         rows.append({"time": ev["timestamp"], "kind": "stack event", "what": f"{ev['stack']} {ev['status']}"})
     for _, tr in triggers.iterrows():
         rows.append({"time": tr["time"], "kind": f"suspected trigger ({tr['kind']})",

@@ -214,6 +214,13 @@ def _num(value: float) -> str:
     return f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
+def _times(value: float, baseline: float) -> str:
+    """ "12.6 times " when the ratio means something, else "above " (a zero baseline)."""
+    if baseline is None or pd.isna(baseline) or float(baseline) <= 0:
+        return "above "
+    return f"{float(value) / float(baseline):.1f} times "
+
+
 def _pct(rate: float) -> str:
     return f"{_num(round(rate * 100, 1))} %"
 
@@ -919,9 +926,10 @@ def check_cost_anomaly(
             "severity": "P3", "check": "cost_anomaly", "resource": a.service,
             "value": float(a.amount), "threshold": float(a.threshold), "at": a.date,
             "message": (f"{a.service} cost {_num(round(float(a.amount), 2))} USD on "
-                        f"{pd.Timestamp(a.date).strftime('%Y-%m-%d')}, above its usual "
-                        f"{_num(round(float(a.baseline_mean), 2))} USD/day "
-                        f"(limit {_num(round(float(a.threshold), 2))} USD){extra}"),
+                        f"{pd.Timestamp(a.date).strftime('%Y-%m-%d')}, {_times(a.amount, a.baseline_mean)}its usual "
+                        f"{_num(round(float(a.baseline_mean), 2))} USD/day over the previous "
+                        f"{int(rule.get('baseline_days', 14))} days (anomaly threshold "
+                        f"{_num(round(float(a.threshold), 2))} USD){extra}"),
             "playbook": "",
         })
     return findings_frame(rows)
@@ -958,12 +966,12 @@ def check_log_retention(
         have = g.retention_days
         if not pd.isna(have) and int(have) == want:
             continue
-        now_is = "never expire" if pd.isna(have) else f"{int(have)} days"
+        now_is = "forever (never expire)" if pd.isna(have) else f"for {int(have)} days"
         rows.append({
             "severity": "P3", "check": "log_retention", "service": _service(estate, g.name),
             "resource": g.name, "value": np.nan if pd.isna(have) else float(have),
             "threshold": float(want),
-            "message": f"log group {g.name} keeps its logs {'for ' if not pd.isna(have) else ''}{now_is}, not {want} days",
+            "message": f"log group {g.name} keeps its logs {now_is}; the runbook wants {want} days",
             "playbook": "",
         })
     return findings_frame(rows)

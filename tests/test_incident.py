@@ -213,7 +213,7 @@ def test_deploy_without_its_start_uses_completion_and_create_counts():
         # P0: API 100 % down
         ({"rate_5xx_max": 1.0}, "P0", "100 % of API requests failed with 5xx", "api-down"),
         ({"health_ok": False, "health_detail": "answered HTTP 503"}, "P0",
-         "/health answered HTTP 503: the service is down", "api-down"),
+         "the service is down (/health answered HTTP 503)", "api-down"),
         ({"error_rate_max": 1.0, "errors_per_hour_max": 900}, "P0", "100 % of Lambda invocations failed", "api-down"),
         # P1: login not working
         ({"errors_per_hour_max": 150, "health_ok": True}, "P1", "150 errors in one hour (above 100/h)", "high-error-rate"),
@@ -227,9 +227,9 @@ def test_deploy_without_its_start_uses_completion_and_create_counts():
         ({"errors_per_hour_max": 100}, "P2", "100 errors in one hour (above 10/h)", "high-error-rate"),
         ({"errors_per_hour_max": 11}, "P2", "11 errors in one hour (above 10/h)", "high-error-rate"),
         # P3: minor (a typo in a message shows in no metric)
-        ({}, "P3", "no signal above the runbook's thresholds: a minor issue at most", ""),
+        ({}, "P3", "nothing above the runbook's thresholds, a minor issue at most", ""),
         ({"errors_per_hour_max": 10, "latency_ms_max": 5000, "rate_5xx_max": 0.05, "error_rate_max": 0.10,
-          "health_ok": True, "db_available": True}, "P3", "no signal above the runbook's thresholds: a minor issue at most", ""),
+          "health_ok": True, "db_available": True}, "P3", "nothing above the runbook's thresholds, a minor issue at most", ""),
     ],
 )
 def test_classify_incident(evidence, severity, first_reason, playbook):
@@ -330,8 +330,8 @@ def test_incident_findings_match_the_design_table():
         ["P1", "top_error", "user", f"/aws/lambda/{FN}", 410.0, onset],
     ]
     msg = dict(zip(f.check, f.message, strict=True))
-    assert msg["incident_severity"] == ("P1: 450 errors in one hour (above 100/h) (also: 7 % of API requests failed "
-                                        "with 5xx (above 5 %)); errors began 2026-11-28 09:05 UTC")
+    assert msg["incident_severity"] == ("P1: 450 errors in one hour (above 100/h). Also: 7 % of API requests failed "
+                                        "with 5xx (above 5 %). Errors began 2026-11-28 09:05 UTC.")
     assert msg["top_error"] == "ERROR Connection timeout to <host>"
     assert msg["suspected_trigger"].startswith("deploy of UserServiceStack 5 min before the errors began")
     assert set(f.playbook) == {"high-error-rate"}
@@ -341,6 +341,7 @@ def test_incident_findings_always_one_severity_even_without_evidence():
     sev, reasons = classify_incident()
     f = incident_findings("user", severity=sev, reasons=reasons, at=WINDOW.start)
     assert f[["severity", "check", "at"]].values.tolist() == [["P3", "incident_severity", WINDOW.start]]
-    assert f.message[0].endswith("; no error onset found")
+    assert f.message[0] == ("P3: nothing above the runbook's thresholds, a minor issue at most. "
+                            "No error onset was found.")
     assert incident_findings("user", severity="P2", reasons=["slow"], top_signature="ERROR x",
                              log_group="/aws/lambda/x").resource.tolist() == ["user", "/aws/lambda/x"]

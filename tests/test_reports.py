@@ -95,6 +95,33 @@ class TestIncidentScenario(_Scenario):
         assert data.escalation["who"] == "tech lead" and data.escalation["channel"] == "#incidents"
         assert data.playbook_id == "api-down"
         assert data.playbook["ran_here"].any()
+        assert data.headline == "product: the service is down (/health answered HTTP 503)"
+        esc = dict(data.escalation_frame.values.tolist())
+        assert esc["who responds now"] == "level 3: tech lead (@tech-lead)"
+        assert esc["next escalation"].startswith("none")
+        assert esc["open for"].endswith("counted from the error onset")
+
+    def test_incident_log_lines_show_the_change_not_the_runtime_noise(self, ctx) -> None:
+        c = ctx("incident")
+        data = reports.gather_incident(c, service="product")
+        lines = data.lines_around_onset
+        onset = data.onset
+        assert 0 < len(lines) <= 30
+        assert lines["timestamp"].between(onset - pd.Timedelta(minutes=5), onset + pd.Timedelta(minutes=5)).all()
+        assert (lines["timestamp"] < onset).sum() <= 10 and (lines["timestamp"] >= onset).sum() <= 20
+        assert not lines["text"].str.contains(r"^(?:START|END|REPORT) RequestId", regex=True).any()
+        errors = lines[lines["level"] == "ERROR"]["text"]
+        assert len(errors) >= 2
+        assert "\n    at " in errors.iloc[0]  # the first stack trace in full
+        first_line = errors.iloc[0].split("\n")[0]
+        repeats = errors.iloc[1:][errors.iloc[1:].str.startswith(first_line + "\n")]
+        assert len(repeats) >= 1 and repeats.str.endswith("\n    (stack trace as above)").all()
+        before = int((lines["timestamp"] < onset).sum())
+        assert data.lines_note.startswith(f"{len(lines)} of the ")
+        assert f": {before} before the onset at {onset:%H:%M} UTC and {len(lines) - before} from it" in data.lines_note
+        # the deploy's first stack event is the trigger's row, not a second row
+        trigger_time = data.triggers.iloc[0]["time"]
+        assert (data.timeline["time"] == trigger_time).sum() == 1
 
     def test_incident_accepts_the_stack_name_and_a_declared_severity(self, ctx) -> None:
         c = ctx("incident")
@@ -150,6 +177,10 @@ class TestHealthyScenario(_Scenario):
         assert data.severity == "P3"
         assert data.triggers.empty
         assert set(c.findings["check"]) <= {"incident_severity", "top_error"}
+        assert data.headline == "user: nothing above the runbook's thresholds, a minor issue at most"
+        assert data.lines_around_onset.empty and data.lines_note.startswith("No error onset was found")
+        ran = data.playbook.set_index("command_or_function")["ran_here"]
+        assert ran["evilent_nb.incident.suspected_triggers"]  # the report did list the changes
 
 
 def test_plan_view_puts_status_beside_the_plan() -> None:

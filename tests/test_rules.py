@@ -389,6 +389,8 @@ def test_cost_anomaly_one_finding_per_service_at_its_worst_day():
     # the threshold is that day's: its baseline (Nov 3-16) holds the 9 USD day
     baseline = np.array(base[2:] + [1.4, 9.0])
     assert f.threshold[0] == pytest.approx(baseline.mean() + 3 * baseline.std())
+    assert f.message[0].startswith("AmazonCloudWatch cost 12 USD on 2026-11-17, 7.1 times its usual 1.69 USD/day "
+                                   "over the previous 14 days (anomaly threshold ")
     assert f.message[0].endswith("; 1 more anomalous day")
     both = cost_findings(cost, now="2026-11-20T00:00:00Z", rulebook=RB)
     assert both.check.tolist() == ["cost_anomaly"]  # MTD 42.5 USD, forecast 42.5 + 26.9 / 7 x 11 = 84.8: no monthly_cost
@@ -404,8 +406,9 @@ def test_log_retention():
     f = check_log_retention(groups, RB, 30, estate=ESTATE)
     got = f[["resource", "service", "value", "threshold"]].astype(object).where(f[["resource", "service", "value", "threshold"]].notna(), None)
     assert sorted(got.values.tolist()) == [["/aws/lambda/" + FN2, "product", None, 30.0], ["/aws/other", "", 90.0, 30.0]]
-    assert set(f.message) == {f"log group /aws/lambda/{FN2} keeps its logs never expire, not 30 days",
-                              "log group /aws/other keeps its logs for 90 days, not 30 days"}
+    assert set(f.message) == {
+        f"log group /aws/lambda/{FN2} keeps its logs forever (never expire); the runbook wants 30 days",
+        "log group /aws/other keeps its logs for 90 days; the runbook wants 30 days"}
     assert check_log_retention(groups, RB, 90).resource.tolist() == [f"/aws/lambda/{FN2}", f"/aws/lambda/{FN}"]
 
 
