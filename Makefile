@@ -17,7 +17,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check evilent_nb tests benchmarks
+	$(BIN)/ruff check evilent_nb tests benchmarks tools
 
 test: lint
 	MPLBACKEND=agg $(BIN)/python -m pytest -q

@@ -19,6 +19,7 @@ import pandas as pd
 from . import alarms as alarms_mod
 from . import cost as cost_mod
 from . import inventory, logs, maintenance, metrics, rules
+from .frames import typed_frame
 from .probes import probe
 from .timeframe import Window
 
@@ -110,7 +111,7 @@ def gather_health(ctx: Any, *, window: str = "24h") -> HealthData:
     queries = (metrics.lambda_metrics(estate.functions) + metrics.apigw_metrics(estate.apis)
                + metrics.rds_metrics(estate.db_instances))
     period = int(cfg.rulebook["lambda_errors"]["period_s"])
-    frame = ctx.gather("cloudwatch.GetMetricData", metrics.metric_data, queries, win, period=period)
+    frame = ctx.gather("cloudwatch.GetMetricData", metrics.metric_data, queries, win, period=period, now=ctx.now)
     dbs = ctx.gather("rds.DescribeDBInstances", inventory.db_instances, ids=list(estate.db_instances))
     alarm_frame = ctx.gather("cloudwatch.DescribeAlarms", inventory.alarms)
     findings = ctx.add_findings(rules.health_findings(
@@ -195,7 +196,8 @@ def gather_cost(ctx: Any, *, window: str = "35d", monthly_budget_usd: float | No
     budget = float(monthly_budget_usd) if monthly_budget_usd is not None else float(rulebook["budget"]["monthly_usd"])
     month_start = pd.Timestamp(ctx.now).tz_convert("UTC").normalize().replace(day=1)
     pull = Window(min(win.start, month_start.to_pydatetime()), win.end)
-    cost = ctx.gather("ce.GetCostAndUsage", cost_mod.cost_and_usage, pull)
+    # now= keeps the request's dates tied to the run's frozen now, so a replay asks the same
+    cost = ctx.gather("ce.GetCostAndUsage", cost_mod.cost_and_usage, pull, now=ctx.now)
     ok = ctx.sources.get("ce.GetCostAndUsage") == "ok"
     findings = ctx.add_findings(
         rules.cost_findings(cost, now=ctx.now, rulebook=rulebook, monthly_budget_usd=budget) if ok else None
@@ -368,21 +370,17 @@ def plan_view(plan: pd.DataFrame, result: pd.DataFrame, columns: list[str]) -> p
 def _snapshots(db_ids: list[str], *, boto3_session: Any = None) -> pd.DataFrame:
     """Snapshots of each DB instance, in one frame."""
     parts = [inventory.db_snapshots(db=db, boto3_session=boto3_session) for db in db_ids]
-    return pd.concat(parts, ignore_index=True) if parts else _empty("db_snapshots")
+    return pd.concat(parts, ignore_index=True) if parts else typed_frame([], "db_snapshots")
 
 
 def _backups(bucket: str | None, prefixes: list[str], *, boto3_session: Any = None) -> pd.DataFrame:
     """The backup bucket's objects under each prefix, in one frame."""
     if not bucket:
-        return _empty("backup_objects")
+        return typed_frame([], "backup_objects")
     parts = [inventory.backup_objects(bucket, prefix=p, boto3_session=boto3_session) for p in prefixes or [""]]
     return pd.concat(parts, ignore_index=True)
 
 
-def _empty(schema: str) -> pd.DataFrame:
-    from .frames import typed_frame
-
-    return typed_frame([], schema)
 
 
 @dataclass
@@ -455,7 +453,7 @@ class IncidentData:
     lines_note: str
     probes: pd.DataFrame
     db_instances: pd.DataFrame
-    playbook_id: str
+    playbook_id: str | None
     playbook: pd.DataFrame
     checklist: pd.DataFrame
     findings: pd.DataFrame = field(repr=False)
@@ -541,11 +539,11 @@ def gather_incident(
 
     events = [ctx.gather(f"logs.FilterLogEvents:{g}", logs.read_events, g, window=wide, limit=100_000)
               for g in svc.log_groups]
-    events = pd.concat(events, ignore_index=True) if events else _empty("log_events")
+    events = pd.concat(events, ignore_index=True) if events else typed_frame([], "log_events")
     events = events.sort_values("timestamp", kind="stable").reset_index(drop=True)
     queries = (metrics.lambda_metrics(svc.functions) + metrics.apigw_metrics(svc.apis)
                + metrics.rds_metrics(estate.db_instances))
-    frame = ctx.gather("cloudwatch.GetMetricData", metrics.metric_data, queries, wide, period=300)
+    frame = ctx.gather("cloudwatch.GetMetricData", metrics.metric_data, queries, wide, period=300, now=ctx.now)
     probes = ctx.record_frame("probes", probe, {svc.name: svc.health_url} if svc.health_url else {})
     dbs = ctx.gather("rds.DescribeDBInstances", inventory.db_instances, ids=list(estate.db_instances))
     stack_events = ctx.gather("cloudformation.DescribeStackEvents", inventory.stack_events, svc.stack, window=wide)
@@ -588,12 +586,17 @@ def gather_incident(
         top_signature=signatures if len(signatures) else None, onset=onset, at=win.start,
         log_group=svc.log_groups[0] if svc.log_groups else None,
     ))
-    playbook_id = next((p for p in findings["playbook"].dropna() if p), None) or "high-error-rate"
+    # The playbook of the verdict's first reason; a minor incident (P3) calls for none.
+    playbook_id = next((p for p in findings["playbook"].dropna() if p), None)
     db_id = estate.db_instances[0] if estate.db_instances else None
-    steps = playbooks.playbook_steps(
-        playbook_id, svc, ctx.session.region_name, db=db_id,
-        db_endpoint=str(db_row["endpoint"]) if db_row is not None and pd.notna(db_row["endpoint"]) else None)
-    steps["ran_here"] = (steps["kind"] == "automated") & steps["command_or_function"].isin(_RAN_HERE)
+    if playbook_id:
+        steps = playbooks.playbook_steps(
+            playbook_id, svc, ctx.session.region_name, db=db_id,
+            db_endpoint=str(db_row["endpoint"]) if db_row is not None and pd.notna(db_row["endpoint"]) else None)
+    else:
+        steps = typed_frame([], playbooks.STEPS_SCHEMA)
+    steps["ran_here"] = (steps["kind"] == "automated").astype(bool) & steps["command_or_function"].isin(
+        sorted(_RAN_HERE)).astype(bool)
 
     around, lines_note = _lines_around(events, onset)
 

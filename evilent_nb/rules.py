@@ -704,11 +704,18 @@ def check_log_errors(
     rule = _rule(rulebook, "log_errors")
     limit = float(rule.get("p3_above", 0))
     pattern = rule.get("pattern", "ERROR")
+    capped = set(error_counts.attrs.get("capped") or ())  # counting stopped: a lower bound
     rows = []
     for g in error_counts.itertuples(index=False):
         count = float(g.count) if not pd.isna(g.count) else 0.0
         if not count > limit:
             continue
+        if g.log_group in capped:
+            message = (f"at least {_num(count)} {pattern} lines in the window (counting stopped there; "
+                       f"first {_when(g.first_seen)})")
+        else:
+            message = (f"{_num(count)} {pattern} lines in the window "
+                       f"(first {_when(g.first_seen)}, last {_when(g.last_seen)})")
         rows.append({
             "severity": "P3",
             "check": "log_errors",
@@ -717,8 +724,7 @@ def check_log_errors(
             "value": count,
             "threshold": limit,
             "at": g.first_seen,
-            "message": (f"{_num(count)} {pattern} lines in the window "
-                        f"(first {_when(g.first_seen)}, last {_when(g.last_seen)})"),
+            "message": message,
             "playbook": "high-error-rate",
         })
     return findings_frame(rows)

@@ -106,3 +106,15 @@ def test_every_report_runs_against_the_sandbox(scenario: str, tmp_path: Path, mo
         replay = run_report("incident", output_dir=tmp_path / "replay", progress_bar=False,
                             replay=results["incident"].paths["evidence"])
         assert replay.summary["findings"] == results["incident"].summary["findings"]
+
+
+def test_committed_notebooks_are_the_generator_output(tmp_path: Path) -> None:
+    """tools/make_notebooks.py is where a report's layout changes; the two must not drift."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, str(root / "tools" / "make_notebooks.py"), str(tmp_path)], check=True)
+    for made in sorted(tmp_path.glob("*.ipynb")):
+        assert made.read_text() == (root / "notebooks" / made.name).read_text(), made.name
+    assert len(list(tmp_path.glob("*.ipynb"))) == 4

@@ -511,3 +511,20 @@ def test_maintenance_findings_takes_missing_alarm_findings_as_given():
     )
     assert sorted(f.check.tolist()) == ["db_backup_age", "log_retention", "missing_alarm", "unused_policy"]
     assert f.severity.tolist()[0] == "P2"
+
+
+def test_log_errors_says_when_counting_stopped() -> None:
+    import pandas as pd
+
+    from evilent_nb.rules import check_log_errors
+
+    counts = pd.DataFrame({
+        "log_group": ["/aws/lambda/a", "/aws/lambda/b"],
+        "count": [10_000, 12],
+        "first_seen": pd.to_datetime(["2026-11-28T01:00:00Z", "2026-11-28T02:00:00Z"]),
+        "last_seen": pd.to_datetime(["2026-11-28T03:00:00Z", "2026-11-28T04:00:00Z"]),
+    })
+    counts.attrs["capped"] = ["/aws/lambda/a"]
+    msgs = dict(zip(*check_log_errors(counts)[["resource", "message"]].values.T, strict=True))
+    assert msgs["/aws/lambda/a"].startswith("at least 10,000 ERROR lines")
+    assert msgs["/aws/lambda/b"].startswith("12 ERROR lines in the window")
