@@ -122,12 +122,16 @@ def _dims(value: Any) -> dict[str, str]:
 
 
 def _runbook_text(spec: Mapping[str, Any]) -> str:
+    """E.g. "alarm when Duration (Average per 5 min) > 5000 ms for 2 periods in a row"."""
     periods = int(spec["evaluation_periods"])
+    seconds = int(spec["period"])
+    span = (f"{seconds // 3600} h" if seconds % 3600 == 0 else
+            f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s")
     return (
-        f"{spec['metric']} {spec['statistic']} over {int(spec['period'])} s, "
-        f"{periods} period{'s' if periods != 1 else ''}, "
+        f"alarm when {spec['metric']} ({spec['statistic']} per {span}) "
         f"{_SYMBOL.get(spec['comparison'], spec['comparison'])} "
         f"{_num(float(spec['threshold']))}{_UNIT.get(spec['metric'], '')}"
+        + (f" for {periods} periods in a row" if periods != 1 else "")
     )
 
 
@@ -404,7 +408,7 @@ def check_missing_alarm(plan: pd.DataFrame) -> pd.DataFrame:
     Examples
     --------
     >>> check_missing_alarm(plan)["message"].iloc[0]       # doctest: +SKIP
-    'UserServiceStack-ServiceUserServiceFunction has no UserService-HighLatency alarm (runbook: Duration Average over 300 s, 2 periods, > 5000 ms)'
+    'UserServiceStack-ServiceUserServiceFunction has no UserService-HighLatency alarm (runbook: alarm when Duration (Average per 5 min) > 5000 ms for 2 periods in a row)'
     """
     rows = []
     for rec in plan.sort_values(["service", "function", "name"]).to_dict("records"):

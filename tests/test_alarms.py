@@ -211,9 +211,9 @@ def test_missing_alarm_findings():
         ["P3", "missing_alarm", "user", USER_FN, ""]] * 2
     assert findings["message"].tolist() == [
         f"UserService-HighErrorRate on {USER_FN} differs from the runbook: threshold 20 -> 10 "
-        "(runbook: Errors Sum over 3600 s, 1 period, > 10)",
+        "(runbook: alarm when Errors (Sum per 1 h) > 10)",
         f"{USER_FN} has no UserService-HighLatency alarm "
-        "(runbook: Duration Average over 300 s, 2 periods, > 5000 ms)",
+        "(runbook: alarm when Duration (Average per 5 min) > 5000 ms for 2 periods in a row)",
     ]
     assert findings["threshold"].tolist() == [10.0, 5000.0]
     empty = check_missing_alarm(plan.iloc[0:0])
