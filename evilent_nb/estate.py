@@ -165,6 +165,8 @@ class Estate:
     backup_bucket: str | None = None
     backup_prefixes: list[str] = field(default_factory=list)
     config: Config = field(default_factory=Config)
+    #: The stacks discovery read (name filter applied, nested ones included), schema "stacks".
+    stacks: pd.DataFrame = field(default_factory=lambda: typed_frame([], "stacks"), compare=False, repr=False)
 
     @property
     def names(self) -> list[str]:
@@ -336,11 +338,12 @@ def discover(
     pattern = name_contains if name_contains is not None else cfg.name_contains
     excluded = {e.lower() for e in cfg.exclude_services}
 
-    # nested stacks are parts of their root's service, not services of their own
-    found = inventory.stacks(name_contains=pattern or None, root_only=True, boto3_session=session)
+    # One DescribeStacks read serves discovery and, kept on the estate, the stacks' status.
+    found = inventory.stacks(name_contains=pattern or None, boto3_session=session)
     drafts: list[tuple[Service, list[str]]] = []
     taken: set[str] = set()
-    for row in found.itertuples(index=False):
+    # nested stacks are parts of their root's service, not services of their own
+    for row in found[found["parent_id"].isna()].itertuples(index=False):
         stack = str(row.name)
         short = short_name(stack)
         if short in excluded or stack.lower() in excluded:
@@ -396,4 +399,5 @@ def discover(
         backup_bucket=cfg.backup_bucket,
         backup_prefixes=list(cfg.backup_prefixes),
         config=cfg,
+        stacks=found,
     )

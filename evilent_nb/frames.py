@@ -67,6 +67,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "status_reason": "string",
         "stack_id": "string",
         "outputs": "object",  # dict OutputKey -> OutputValue
+        "parent_id": "string",  # the parent's stack id for a nested stack, <NA> for a root stack
     },
     "stack_events": {
         "timestamp": UTC_TS,

@@ -172,6 +172,7 @@ def stacks(
                 "status_reason": s.get("StackStatusReason"),
                 "stack_id": s.get("StackId"),
                 "outputs": {o["OutputKey"]: o.get("OutputValue") for o in s.get("Outputs") or []},
+                "parent_id": s.get("ParentId"),
             }
         )
     return typed_frame(rows, "stacks")

@@ -100,7 +100,7 @@ def gather_health(ctx: Any, *, window: str = "24h") -> HealthData:
     win = ctx.window(window)
     cfg = ctx.config
     estate = ctx.estate
-    stacks = ctx.gather("cloudformation.DescribeStacks", inventory.stacks, name_contains=cfg.name_contains)
+    stacks = estate.stacks  # discovery's own DescribeStacks read: no second call
     functions = ctx.gather("lambda.ListFunctions", inventory.functions, name_contains=cfg.name_contains)
     # A service without an *ApiUrl output (a worker, a queue consumer) has nothing to probe:
     # probing None would report it down (P0).
@@ -116,7 +116,7 @@ def gather_health(ctx: Any, *, window: str = "24h") -> HealthData:
     alarm_frame = ctx.gather("cloudwatch.DescribeAlarms", inventory.alarms)
     findings = ctx.add_findings(rules.health_findings(
         estate=estate,
-        stacks=_ok(ctx, "cloudformation.DescribeStacks", stacks),
+        stacks=stacks if ctx.estate_error is None else None,
         metrics=_ok(ctx, "cloudwatch.GetMetricData", frame),
         probes=probes,
         error_counts=_ok(ctx, "logs.FilterLogEvents", errors),

@@ -50,6 +50,9 @@ class TestIncidentScenario(_Scenario):
         assert c.status == "P0"
         # one batched metrics pull for the whole estate; nothing failed
         assert c.usage["calls"]["cloudwatch.GetMetricData"] == 1
+        # discovery's DescribeStacks read also gives the stacks' status: one call, not two
+        assert c.usage["calls"]["cloudformation.DescribeStacks"] == 1
+        assert set(data.stacks["name"]) == {"UserServiceStack", "ProductServiceStack"}
         assert set(c.sources.values()) == {"ok"}
         assert set(data.probes["status_code"]) == {200, 503}
         errors = c.findings.set_index("check").loc["lambda_errors"]
